@@ -1,0 +1,23 @@
+//! The platform crate: what every service of the logistics platform repeats, in one place.
+//!
+//! - [`server`]: health, reflection, TLS, layers and graceful shutdown around a service's routes;
+//! - [`telemetry`]: JSON logs and a request id per call;
+//! - [`error`]: the one error type and its mapping to gRPC status with rich details;
+//! - [`auth`] and [`authz`]: access-token verification and the role → permission table;
+//! - [`context`]: the row-level-security context every transaction starts with;
+//! - [`aip`]: page tokens, filters, order_by, etags, field masks, idempotency;
+//! - [`crypto`]: field encryption with rotating keys and blind indexes;
+//! - [`config`] and [`db`]: configuration pieces, provisioning, migrations, pools.
+
+pub mod aip;
+pub mod auth;
+pub mod authz;
+pub mod config;
+pub mod context;
+pub mod crypto;
+pub mod db;
+pub mod error;
+pub mod server;
+pub mod telemetry;
+
+pub use error::{Error, FieldViolation, Result};

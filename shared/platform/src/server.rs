@@ -1,0 +1,120 @@
+//! Server bootstrap: every service serves its routes behind the same layers (request id and
+//! logging outermost, then authentication), next to gRPC health and server reflection, from a
+//! listener the caller bound, optionally over TLS or mutual TLS.
+//!
+//! Shutdown: when the shutdown future resolves, health turns NOT_SERVING, the listener stops
+//! accepting, and in-flight calls get `grace` to finish before the server returns.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic::transport::{Server, ServerTlsConfig};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::auth::AuthLayer;
+use crate::telemetry::RequestIdLayer;
+
+/// Everything but the routes that a server needs.
+pub struct ServeOptions {
+    /// TLS settings; `None` serves plaintext.
+    pub tls: Option<ServerTlsConfig>,
+    /// The authentication layer with the service's open methods.
+    pub auth: AuthLayer,
+    /// Health reporter from [`health`], shared with the database watcher.
+    pub health: HealthReporter,
+    /// The gRPC service names (`logistics.identity.v1.IdentityService`) whose health to report.
+    pub services: Vec<&'static str>,
+    /// How long in-flight calls may run after shutdown begins.
+    pub grace: Duration,
+}
+
+/// A health reporter and the `grpc.health.v1.Health` routes it drives. Every service starts
+/// NOT_SERVING until something (usually [`crate::db::watch_health`]) says otherwise.
+pub fn health() -> (HealthReporter, Routes) {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    (reporter, Routes::new(service))
+}
+
+/// Serves `routes` plus reflection on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    health_routes: Routes,
+    routes: Routes,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(logistics_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(logistics_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let mut all = routes.into_axum_router().merge(health_routes.into_axum_router());
+    all = all
+        .merge(Routes::new(reflection_v1).into_axum_router())
+        .merge(Routes::new(reflection_v1alpha).into_axum_router());
+    let all = Routes::from(all);
+
+    let mut builder = Server::builder();
+    if let Some(tls) = options.tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let layers = tower::ServiceBuilder::new()
+        .layer(RequestIdLayer)
+        .layer(options.auth)
+        .into_inner();
+
+    let reporter = options.health.clone();
+    let services = options.services.clone();
+    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
+        reporter.set_service_status("", ServingStatus::NotServing).await;
+        for name in &services {
+            reporter.set_service_status(*name, ServingStatus::NotServing).await;
+        }
+        let _ = draining_tx.send(());
+    };
+
+    let server = builder
+        .layer(layers)
+        .add_routes(all)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result?,
+        () = async {
+            let _ = draining_rx.await;
+            tokio::time::sleep(options.grace).await;
+        } => {
+            tracing::warn!(grace = ?options.grace, "calls still running after the grace period; stopping anyway");
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,163 @@
+//! Logs and per-call context: JSON `tracing` output, and a tower layer that gives every call a
+//! request id (taken from `x-request-id` or made up), a span carrying it, and one log line when
+//! the call ends.
+//!
+//! Nothing here logs a request or response body, or any header but the request id: bodies and
+//! the `authorization` header hold passwords and tokens.
+
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use http::{HeaderValue, Request, Response};
+use tracing::Instrument;
+use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
+
+/// Header that carries the request id in both directions.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the call being served by this task, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Installs the global subscriber: JSON lines to stdout, filtered by `RUST_LOG` (default `info`).
+/// Calling it twice keeps the first subscriber.
+pub fn init(json: bool) {
+    init_with_writer(json, std::io::stdout);
+}
+
+/// Like [`init`], writing to `writer`: tests capture the logs to check what never appears in them.
+pub fn init_with_writer<W>(json: bool, writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    let result = if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
+    // Already initialised (a second server in the same test process): keep the first.
+    drop(result);
+}
+
+/// Tower layer that assigns request ids and logs each call's outcome.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIdLayer;
+
+impl<S> tower::Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService { inner }
+    }
+}
+
+/// The service made by [`RequestIdLayer`].
+#[derive(Debug, Clone)]
+pub struct RequestIdService<S> {
+    inner: S,
+}
+
+impl<S, B, RB> tower::Service<Request<B>> for RequestIdService<S>
+where
+    S: tower::Service<Request<B>, Response = Response<RB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: std::fmt::Display,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let request_id = request
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| is_acceptable_request_id(v))
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            request.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        let method = request.uri().path().to_owned();
+        let span = tracing::info_span!(
+            "rpc",
+            %method,
+            request_id = %request_id,
+            user_id = tracing::field::Empty
+        );
+        // Clone-and-swap: the clone is ready only if polled; the ready one serves this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let id_for_scope = request_id.clone();
+        Box::pin(
+            REQUEST_ID.scope(id_for_scope, async move {
+                let started = Instant::now();
+                let result = inner.call(request).await;
+                let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                match &result {
+                    Ok(response) => {
+                        // Errors travel as trailers-only responses, so the code is in the headers;
+                        // a successful unary call carries it in the trailers as 0.
+                        let code = response
+                            .headers()
+                            .get("grpc-status")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("0")
+                            .to_owned();
+                        tracing::info!(grpc_code = %code, elapsed_ms, "rpc finished");
+                    }
+                    Err(err) => tracing::warn!(error = %err, elapsed_ms, "rpc transport error"),
+                }
+                result.map(|mut response| {
+                    if let Ok(value) = HeaderValue::from_str(&request_id) {
+                        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+                    }
+                    response
+                })
+            })
+            .instrument(span),
+        )
+    }
+}
+
+/// A caller-supplied request id is echoed only if it is short and printable, so logs stay clean.
+fn is_acceptable_request_id(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_with_odd_characters_are_replaced() {
+        assert!(is_acceptable_request_id("0192a4c2-1f0e-7c3d-9d1a-3f1e2d3c4b5a"));
+        assert!(!is_acceptable_request_id("line\nbreak"));
+        assert!(!is_acceptable_request_id(&"x".repeat(65)));
+        assert!(!is_acceptable_request_id(""));
+    }
+}

@@ -1,0 +1,17 @@
+//! The public contract as Rust: one module per `proto/logistics/<context>/v1` package, plus the
+//! encoded descriptor set that every server hands to gRPC reflection.
+//!
+//! Nothing here is written by hand except this module tree; change the `.proto` files instead.
+
+/// Serialized `FileDescriptorSet` of every package, for `tonic-reflection`.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/logistics_descriptor.bin"));
+
+/// `logistics.identity.*`
+pub mod identity {
+    /// `logistics.identity.v1`: tenants, users, roles, sessions and signing keys.
+    #[allow(clippy::all, missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("logistics.identity.v1");
+    }
+}
