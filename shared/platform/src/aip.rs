@@ -65,11 +65,19 @@ impl PageTokens {
         })
         .expect("cursors are plain serializable data");
         let mac = self.mac(&body);
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(&body), URL_SAFE_NO_PAD.encode(mac))
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&body),
+            URL_SAFE_NO_PAD.encode(mac)
+        )
     }
 
     /// The cursor inside `token`; `None` for the empty token (first page).
-    pub fn decode<C: DeserializeOwned>(&self, query: &str, token: &str) -> Result<Option<C>, Error> {
+    pub fn decode<C: DeserializeOwned>(
+        &self,
+        query: &str,
+        token: &str,
+    ) -> Result<Option<C>, Error> {
         if token.is_empty() {
             return Ok(None);
         }
@@ -143,20 +151,32 @@ pub fn field_mask<'a>(
     mask: Option<&'a prost_types::FieldMask>,
     allowed: &[&str],
 ) -> Result<Vec<&'a str>, Error> {
-    let paths: Vec<&str> = mask.map(|m| m.paths.iter().map(String::as_str).collect()).unwrap_or_default();
+    let paths: Vec<&str> = mask
+        .map(|m| m.paths.iter().map(String::as_str).collect())
+        .unwrap_or_default();
     if paths.is_empty() {
-        return Err(Error::invalid("update_mask", "must name at least one field"));
+        return Err(Error::invalid(
+            "update_mask",
+            "must name at least one field",
+        ));
     }
     let mut violations = Vec::new();
     for (i, path) in paths.iter().enumerate() {
         if !allowed.contains(path) {
             violations.push(FieldViolation::new(
                 format!("update_mask.paths[{i}]"),
-                format!("cannot be updated; updatable fields: {}", allowed.join(", ")),
+                format!(
+                    "cannot be updated; updatable fields: {}",
+                    allowed.join(", ")
+                ),
             ));
         }
     }
-    if violations.is_empty() { Ok(paths) } else { Err(Error::Invalid(violations)) }
+    if violations.is_empty() {
+        Ok(paths)
+    } else {
+        Err(Error::Invalid(violations))
+    }
 }
 
 /// One comparison of an AIP-160 filter.
@@ -255,7 +275,13 @@ fn tokenize(input: &str) -> Result<Vec<Token>, Error> {
                 }
                 tokens.push(Token::Quoted(value));
             }
-            c if c.is_alphanumeric() || c == '_' || c == '.' || c == '-' || c == '@' || c == '*' => {
+            c if c.is_alphanumeric()
+                || c == '_'
+                || c == '.'
+                || c == '-'
+                || c == '@'
+                || c == '*' =>
+            {
                 let mut word = String::new();
                 while let Some(&c) = chars.peek() {
                     if c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '@' | '*') {
@@ -284,7 +310,10 @@ pub fn parse_order_by<'a>(
     let bad = || {
         Error::invalid(
             "order_by",
-            format!("must be one of {} optionally followed by desc", allowed.join(", ")),
+            format!(
+                "must be one of {} optionally followed by desc",
+                allowed.join(", ")
+            ),
         )
     };
     let (field, desc) = match parts.as_slice() {
@@ -352,19 +381,58 @@ impl Idempotency {
             "SELECT request_hash, response FROM {} WHERE method = $1 AND request_id = $2",
             self.table
         );
-        let (hash, response): (Vec<u8>, Option<Vec<u8>>) = sqlx::query_as(sqlx::AssertSqlSafe(select))
-            .bind(method)
-            .bind(request_id)
-            .fetch_one(&mut **tx)
-            .await?;
+        let (hash, response): (Vec<u8>, Option<Vec<u8>>) =
+            sqlx::query_as(sqlx::AssertSqlSafe(select))
+                .bind(method)
+                .bind(request_id)
+                .fetch_one(&mut **tx)
+                .await?;
         if hash != request_hash {
             return Err(Error::invalid(
                 "request_id",
                 "was already used for a different request",
             ));
         }
-        let response = response.ok_or_else(|| anyhow::anyhow!("idempotency claim without response"))?;
+        let response =
+            response.ok_or_else(|| anyhow::anyhow!("idempotency claim without response"))?;
         Ok(Claim::Replay(response))
+    }
+
+    /// For Create handlers: with a `request_id`, claims it and returns the stored response of
+    /// an earlier identical call, if any; without one, does nothing.
+    pub async fn replay<R: prost::Message + Default>(
+        &self,
+        tx: &mut crate::context::Tx,
+        method: &str,
+        request_id: Option<Uuid>,
+        request_hash: &[u8],
+    ) -> Result<Option<R>, Error> {
+        let Some(request_id) = request_id else {
+            return Ok(None);
+        };
+        match self.claim(tx, method, request_id, request_hash).await? {
+            Claim::New => Ok(None),
+            Claim::Replay(bytes) => R::decode(bytes.as_slice())
+                .map(Some)
+                .map_err(|e| Error::Internal(e.into())),
+        }
+    }
+
+    /// For Create handlers: stores `response` under the `request_id`, if there is one.
+    pub async fn record<R: prost::Message>(
+        &self,
+        tx: &mut crate::context::Tx,
+        method: &str,
+        request_id: Option<Uuid>,
+        response: &R,
+    ) -> Result<(), Error> {
+        match request_id {
+            Some(request_id) => {
+                self.complete(tx, method, request_id, &response.encode_to_vec())
+                    .await
+            }
+            None => Ok(()),
+        }
     }
 
     /// Stores the answer of a [`Claim::New`] in the same transaction as the effect.
@@ -412,8 +480,16 @@ mod tests {
         forged[3] ^= 1;
         let forged = String::from_utf8(forged).expect("ascii");
         assert!(tokens.decode::<(String, i32)>("q", &forged).is_err());
-        assert!(tokens.decode::<(String, i32)>("other query", &token).is_err());
-        assert!(PageTokens::new([8; 32]).decode::<(String, i32)>("q", &token).is_err());
+        assert!(
+            tokens
+                .decode::<(String, i32)>("other query", &token)
+                .is_err()
+        );
+        assert!(
+            PageTokens::new([8; 32])
+                .decode::<(String, i32)>("q", &token)
+                .is_err()
+        );
         assert!(tokens.decode::<(String, i32)>("q", "garbage").is_err());
     }
 
@@ -431,8 +507,16 @@ mod tests {
         assert_eq!(
             parsed,
             vec![
-                Comparison { field: "role".into(), negated: false, value: "ROLE_ADMIN".into() },
-                Comparison { field: "email".into(), negated: true, value: "a\"b@c.d".into() },
+                Comparison {
+                    field: "role".into(),
+                    negated: false,
+                    value: "ROLE_ADMIN".into()
+                },
+                Comparison {
+                    field: "email".into(),
+                    negated: true,
+                    value: "a\"b@c.d".into()
+                },
             ]
         );
         assert_eq!(parse_filter("  ").expect("empty"), vec![]);
@@ -445,8 +529,14 @@ mod tests {
     #[test]
     fn order_by_accepts_listed_fields_with_direction() {
         let allowed = ["create_time", "email"];
-        assert_eq!(parse_order_by("", &allowed, "create_time").ok(), Some(("create_time", false)));
-        assert_eq!(parse_order_by("email desc", &allowed, "create_time").ok(), Some(("email", true)));
+        assert_eq!(
+            parse_order_by("", &allowed, "create_time").ok(),
+            Some(("create_time", false))
+        );
+        assert_eq!(
+            parse_order_by("email desc", &allowed, "create_time").ok(),
+            Some(("email", true))
+        );
         assert!(parse_order_by("password", &allowed, "create_time").is_err());
         assert!(parse_order_by("email sideways", &allowed, "create_time").is_err());
     }

@@ -168,9 +168,8 @@ impl KeySource for IdentityKeySource {
     fn fetch(&self) -> BoxFuture<'_, anyhow::Result<Vec<VerifyingKey>>> {
         use logistics_proto::identity::v1 as pb;
         Box::pin(async move {
-            let mut client = pb::identity_service_client::IdentityServiceClient::new(
-                self.channel.clone(),
-            );
+            let mut client =
+                pb::identity_service_client::IdentityServiceClient::new(self.channel.clone());
             let mut request = tonic::Request::new(pb::ListPublicKeysRequest {});
             request.set_timeout(Duration::from_secs(5));
             let keys = client.list_public_keys(request).await?.into_inner().keys;
@@ -268,7 +267,10 @@ impl TokenVerifier {
         *last = Some(Instant::now());
         match self.source.fetch().await {
             Ok(keys) => {
-                let fresh = keys.iter().map(|k| (k.kid.clone(), decoding_key(k))).collect();
+                let fresh = keys
+                    .iter()
+                    .map(|k| (k.kid.clone(), decoding_key(k)))
+                    .collect();
                 *self.keys.write().await = fresh;
             }
             Err(err) => tracing::warn!(error = %err, "could not fetch token verification keys"),
@@ -365,7 +367,8 @@ where
             };
             match verified {
                 Ok(caller) => {
-                    tracing::Span::current().record("user_id", tracing::field::display(caller.user_id));
+                    tracing::Span::current()
+                        .record("user_id", tracing::field::display(caller.user_id));
                     request.extensions_mut().insert(caller);
                     inner.call(request).await
                 }
@@ -403,7 +406,12 @@ mod tests {
                 Box::pin(async { Ok(vec![]) })
             }
         }
-        let verifier = Arc::new(TokenVerifier::new("i", "a", Arc::new(NoKeys), Duration::ZERO));
+        let verifier = Arc::new(TokenVerifier::new(
+            "i",
+            "a",
+            Arc::new(NoKeys),
+            Duration::ZERO,
+        ));
         let layer = AuthLayer::new(verifier, &["/x.v1.S/Open"]);
         assert!(layer.is_open("/grpc.health.v1.Health/Check"));
         assert!(layer.is_open("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));

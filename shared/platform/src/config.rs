@@ -59,8 +59,10 @@ impl TlsConfig {
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
             return Ok(None);
         };
-        let cert = std::fs::read(cert).with_context(|| format!("reading TLS_CERT {}", cert.display()))?;
-        let key = std::fs::read(key).with_context(|| format!("reading TLS_KEY {}", key.display()))?;
+        let cert =
+            std::fs::read(cert).with_context(|| format!("reading TLS_CERT {}", cert.display()))?;
+        let key =
+            std::fs::read(key).with_context(|| format!("reading TLS_KEY {}", key.display()))?;
         let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
         if let Some(ca) = &self.tls_client_ca {
             let ca = std::fs::read(ca)
@@ -122,6 +124,9 @@ mod tests {
         assert!(parse_key32(&generate_key32()).is_ok());
         assert!(parse_key32("c2hvcnQ=").is_err());
         assert!(parse_key32("not base64!").is_err());
-        assert_eq!(format!("{:?}", parse_key32(&generate_key32()).ok()), "Some(Key32([REDACTED]))");
+        assert_eq!(
+            format!("{:?}", parse_key32(&generate_key32()).ok()),
+            "Some(Key32([REDACTED]))"
+        );
     }
 }

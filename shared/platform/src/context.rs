@@ -64,7 +64,9 @@ impl DbContext {
 
     /// Opens a transaction and sets the context in the same round trip.
     pub async fn begin(&self, pool: &PgPool) -> Result<Tx, Error> {
-        Ok(pool.begin_with(sqlx::AssertSqlSafe(self.begin_statement())).await?)
+        Ok(pool
+            .begin_with(sqlx::AssertSqlSafe(self.begin_statement()))
+            .await?)
     }
 
     /// Sets this context inside an already open transaction (e.g. after creating a tenant, to

@@ -63,7 +63,9 @@ impl Keyring {
                 .ok_or_else(|| CryptoError::BadKeyList("each entry is id:base64key".into()))?;
             if id.is_empty()
                 || id.len() > 32
-                || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             {
                 return Err(CryptoError::BadKeyList(
                     "key ids are 1-32 characters of A-Z a-z 0-9 _ -".into(),
@@ -76,7 +78,9 @@ impl Keyring {
                 .try_into()
                 .map_err(|_| CryptoError::BadKeyList(format!("key {id} must be 32 bytes")))?;
             if keys.insert(id.to_owned(), key).is_some() {
-                return Err(CryptoError::BadKeyList(format!("key id {id} appears twice")));
+                return Err(CryptoError::BadKeyList(format!(
+                    "key id {id} appears twice"
+                )));
             }
             active.get_or_insert_with(|| id.to_owned());
         }
@@ -106,7 +110,13 @@ impl Keyring {
         getrandom::fill(&mut nonce).expect("the OS has randomness");
         let cipher = XChaCha20Poly1305::new(key.into());
         let sealed = cipher
-            .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .expect("encryption of an in-memory buffer cannot fail");
         let id = self.active.as_bytes();
         let mut out = Vec::with_capacity(2 + id.len() + NONCE_LEN + sealed.len());
@@ -199,8 +209,14 @@ mod tests {
     fn sealed_values_open_only_with_the_same_associated_data() {
         let keys = ring(K1);
         let sealed = keys.seal(b"DE123456789", b"t|partners|tax_id|1");
-        assert_eq!(keys.open(&sealed, b"t|partners|tax_id|1").as_deref(), Ok(&b"DE123456789"[..]));
-        assert_eq!(keys.open(&sealed, b"t|partners|tax_id|2"), Err(CryptoError::Opaque));
+        assert_eq!(
+            keys.open(&sealed, b"t|partners|tax_id|1").as_deref(),
+            Ok(&b"DE123456789"[..])
+        );
+        assert_eq!(
+            keys.open(&sealed, b"t|partners|tax_id|2"),
+            Err(CryptoError::Opaque)
+        );
         assert!(!sealed.windows(11).any(|w| w == b"DE123456789"));
     }
 
@@ -211,7 +227,10 @@ mod tests {
         assert_eq!(rotated.open(&old, b"aad").as_deref(), Ok(&b"secret"[..]));
         let new = rotated.seal(b"secret", b"aad");
         assert_eq!(Keyring::key_id_of(&new), Ok("k2"));
-        assert_eq!(ring(K1).open(&new, b"aad"), Err(CryptoError::UnknownKey("k2".into())));
+        assert_eq!(
+            ring(K1).open(&new, b"aad"),
+            Err(CryptoError::UnknownKey("k2".into()))
+        );
     }
 
     #[test]
@@ -237,6 +256,9 @@ mod tests {
         let index = BlindIndex::new([9; 32]);
         assert_eq!(index.compute("a", "x"), index.compute("a", "x"));
         assert_ne!(index.compute("a", "x"), index.compute("b", "x"));
-        assert_ne!(index.compute("a", "x"), BlindIndex::new([8; 32]).compute("a", "x"));
+        assert_ne!(
+            index.compute("a", "x"),
+            BlindIndex::new([8; 32]).compute("a", "x")
+        );
     }
 }

@@ -23,7 +23,11 @@ pub struct SchemaSpec {
 
 impl SchemaSpec {
     /// The usual names for `schema`: `<schema>_owner` and `<schema>_app`.
-    pub const fn for_service(schema: &'static str, owner_role: &'static str, app_role: &'static str) -> Self {
+    pub const fn for_service(
+        schema: &'static str,
+        owner_role: &'static str,
+        app_role: &'static str,
+    ) -> Self {
         Self {
             schema,
             owner_role,
@@ -44,9 +48,16 @@ pub struct RolePasswords {
 /// Creates (or brings up to date) the roles, the schema and the default privileges of `spec`
 /// in the database `admin_url` points at. Idempotent; safe to run concurrently for different
 /// databases of one cluster (role creation races are retried).
-pub async fn provision(admin_url: &str, spec: &SchemaSpec, passwords: &RolePasswords) -> anyhow::Result<()> {
+pub async fn provision(
+    admin_url: &str,
+    spec: &SchemaSpec,
+    passwords: &RolePasswords,
+) -> anyhow::Result<()> {
     for name in [spec.schema, spec.owner_role, spec.app_role] {
-        anyhow::ensure!(is_identifier(name), "{name:?} is not a plain SQL identifier");
+        anyhow::ensure!(
+            is_identifier(name),
+            "{name:?} is not a plain SQL identifier"
+        );
     }
     let mut conn = sqlx::PgConnection::connect(admin_url)
         .await
@@ -75,36 +86,61 @@ pub async fn provision(admin_url: &str, spec: &SchemaSpec, passwords: &RolePassw
             "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {s} \
              GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}"
         ),
-        format!("ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {s} GRANT USAGE, SELECT ON SEQUENCES TO {app}"),
-        format!("ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {s} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC"),
-        format!("ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {s} GRANT EXECUTE ON FUNCTIONS TO {app}"),
+        format!(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {s} GRANT USAGE, SELECT ON SEQUENCES TO {app}"
+        ),
+        format!(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {s} REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC"
+        ),
+        format!(
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {s} GRANT EXECUTE ON FUNCTIONS TO {app}"
+        ),
     ];
     for sql in statements {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await?;
     }
     Ok(())
 }
 
-async fn create_roles(conn: &mut sqlx::PgConnection, spec: &SchemaSpec, passwords: &RolePasswords) -> anyhow::Result<()> {
+async fn create_roles(
+    conn: &mut sqlx::PgConnection,
+    spec: &SchemaSpec,
+    passwords: &RolePasswords,
+) -> anyhow::Result<()> {
     let roles = [
-        (spec.owner_role, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS", &passwords.owner),
-        (spec.app_role, "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT", &passwords.app),
+        (
+            spec.owner_role,
+            "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
+            &passwords.owner,
+        ),
+        (
+            spec.app_role,
+            "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOINHERIT",
+            &passwords.app,
+        ),
     ];
     for (role, attributes, password) in roles {
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-            .bind(role)
-            .fetch_one(&mut *conn)
-            .await?;
-        if !exists {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE ROLE {role} {attributes}")))
-                .execute(&mut *conn)
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(role)
+                .fetch_one(&mut *conn)
                 .await?;
+        if !exists {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE ROLE {role} {attributes}"
+            )))
+            .execute(&mut *conn)
+            .await?;
         }
         if let Some(password) = password {
             let quoted = secrecy::ExposeSecret::expose_secret(password).replace('\'', "''");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("ALTER ROLE {role} PASSWORD '{quoted}'")))
-                .execute(&mut *conn)
-                .await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "ALTER ROLE {role} PASSWORD '{quoted}'"
+            )))
+            .execute(&mut *conn)
+            .await?;
         }
     }
     Ok(())
@@ -114,25 +150,39 @@ fn is_catalog_race(err: &anyhow::Error) -> bool {
     err.downcast_ref::<sqlx::Error>()
         .and_then(|e| e.as_database_error())
         .and_then(|e| e.code())
-        .is_some_and(|code| matches!(code.as_ref(), "23505" | "XX000" | "42710" | "40001" | "40P01"))
+        .is_some_and(|code| {
+            matches!(
+                code.as_ref(),
+                "23505" | "XX000" | "42710" | "40001" | "40P01"
+            )
+        })
 }
 
 fn is_identifier(name: &str) -> bool {
     let mut bytes = name.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && name.len() <= 63
 }
 
 /// Runs `migrator` as the schema owner, with the migration table inside `schema`.
-pub async fn migrate(owner_url: &str, schema: &str, migrator: &sqlx::migrate::Migrator) -> anyhow::Result<()> {
+pub async fn migrate(
+    owner_url: &str,
+    schema: &str,
+    migrator: &sqlx::migrate::Migrator,
+) -> anyhow::Result<()> {
     let options: PgConnectOptions = owner_url.parse().context("parsing the migration URL")?;
     let mut conn = options
         .options([("search_path", schema)])
         .connect()
         .await
         .context("connecting as the schema owner")?;
-    migrator.run(&mut conn).await.context("running migrations")?;
+    migrator
+        .run(&mut conn)
+        .await
+        .context("running migrations")?;
     conn.close().await?;
     Ok(())
 }
@@ -150,13 +200,25 @@ pub fn pool(url: &str, max_connections: u32, application_name: &str) -> anyhow::
 
 /// Keeps the health status of `services` (and of the server as a whole, `""`) in line with
 /// whether the database answers, checking every `every`. Runs until the task is dropped.
-pub async fn watch_health(pool: PgPool, reporter: HealthReporter, services: Vec<&'static str>, every: Duration) {
+pub async fn watch_health(
+    pool: PgPool,
+    reporter: HealthReporter,
+    services: Vec<&'static str>,
+    every: Duration,
+) {
     let mut last = None;
     loop {
-        let ok = tokio::time::timeout(Duration::from_secs(3), sqlx::query("SELECT 1").execute(&pool))
-            .await
-            .is_ok_and(|r| r.is_ok());
-        let status = if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+        let ok = tokio::time::timeout(
+            Duration::from_secs(3),
+            sqlx::query("SELECT 1").execute(&pool),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        let status = if ok {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
         if last != Some(status) {
             if ok {
                 tracing::info!("database reachable; serving");

@@ -241,16 +241,15 @@ impl Error {
     pub fn from_db_with(err: sqlx::Error, constraints: &[UniqueConstraint]) -> Self {
         if let sqlx::Error::Database(db) = &err {
             let code = db.code().unwrap_or_default();
-            if code == "23505" {
-                if let Some(c) = constraints
+            if code == "23505"
+                && let Some(c) = constraints
                     .iter()
                     .find(|c| Some(c.constraint) == db.constraint())
-                {
-                    return Self::AlreadyExists {
-                        resource: Resource::new(c.kind, "(duplicate)"),
-                        field: c.field,
-                    };
-                }
+            {
+                return Self::AlreadyExists {
+                    resource: Resource::new(c.kind, "(duplicate)"),
+                    field: c.field,
+                };
             }
             // 40001 serialization_failure, 40P01 deadlock_detected: retry the transaction.
             if code == "40001" || code == "40P01" {
@@ -322,7 +321,10 @@ impl From<Error> for Status {
             Error::AlreadyExists { resource, field } => {
                 details.set_resource_info(resource.kind, "", "", format!("{field} is taken"));
                 details.add_bad_request_violation(*field, "already used by another resource");
-                format!("a {} with this {field} already exists", short_kind(resource.kind))
+                format!(
+                    "a {} with this {field} already exists",
+                    short_kind(resource.kind)
+                )
             }
             Error::Precondition(violations) => {
                 for v in violations {
@@ -377,8 +379,14 @@ mod tests {
         ])
         .into();
         assert_eq!(status.code(), Code::InvalidArgument);
-        let bad = status.get_details_bad_request().expect("bad request details");
-        let fields: Vec<_> = bad.field_violations.iter().map(|v| v.field.as_str()).collect();
+        let bad = status
+            .get_details_bad_request()
+            .expect("bad request details");
+        let fields: Vec<_> = bad
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
         assert_eq!(fields, ["email", "display_name"]);
         let info = status.get_details_error_info().expect("error info");
         assert_eq!(info.reason, "INVALID_REQUEST");
@@ -400,7 +408,10 @@ mod tests {
         assert_eq!(err.code(), Code::Unavailable);
         assert!(err.is_retryable());
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
-        assert_eq!(Error::from_db(sqlx::Error::Io(io)).code(), Code::Unavailable);
+        assert_eq!(
+            Error::from_db(sqlx::Error::Io(io)).code(),
+            Code::Unavailable
+        );
     }
 
     #[test]

@@ -56,7 +56,9 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let mut all = routes.into_axum_router().merge(health_routes.into_axum_router());
+    let mut all = routes
+        .into_axum_router()
+        .merge(health_routes.into_axum_router());
     all = all
         .merge(Routes::new(reflection_v1).into_axum_router())
         .merge(Routes::new(reflection_v1alpha).into_axum_router());
@@ -77,9 +79,13 @@ pub async fn serve(
     let shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
-        reporter.set_service_status("", ServingStatus::NotServing).await;
+        reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
         for name in &services {
-            reporter.set_service_status(*name, ServingStatus::NotServing).await;
+            reporter
+                .set_service_status(*name, ServingStatus::NotServing)
+                .await;
         }
         let _ = draining_tx.send(());
     };

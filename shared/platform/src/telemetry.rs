@@ -110,32 +110,33 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let id_for_scope = request_id.clone();
         Box::pin(
-            REQUEST_ID.scope(id_for_scope, async move {
-                let started = Instant::now();
-                let result = inner.call(request).await;
-                let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-                match &result {
-                    Ok(response) => {
-                        // Errors travel as trailers-only responses, so the code is in the headers;
-                        // a successful unary call carries it in the trailers as 0.
-                        let code = response
-                            .headers()
-                            .get("grpc-status")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("0")
-                            .to_owned();
-                        tracing::info!(grpc_code = %code, elapsed_ms, "rpc finished");
+            REQUEST_ID
+                .scope(id_for_scope, async move {
+                    let started = Instant::now();
+                    let result = inner.call(request).await;
+                    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                    match &result {
+                        Ok(response) => {
+                            // Errors travel as trailers-only responses, so the code is in the headers;
+                            // a successful unary call carries it in the trailers as 0.
+                            let code = response
+                                .headers()
+                                .get("grpc-status")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("0")
+                                .to_owned();
+                            tracing::info!(grpc_code = %code, elapsed_ms, "rpc finished");
+                        }
+                        Err(err) => tracing::warn!(error = %err, elapsed_ms, "rpc transport error"),
                     }
-                    Err(err) => tracing::warn!(error = %err, elapsed_ms, "rpc transport error"),
-                }
-                result.map(|mut response| {
-                    if let Ok(value) = HeaderValue::from_str(&request_id) {
-                        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-                    }
-                    response
+                    result.map(|mut response| {
+                        if let Ok(value) = HeaderValue::from_str(&request_id) {
+                            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+                        }
+                        response
+                    })
                 })
-            })
-            .instrument(span),
+                .instrument(span),
         )
     }
 }
@@ -155,7 +156,9 @@ mod tests {
 
     #[test]
     fn request_ids_with_odd_characters_are_replaced() {
-        assert!(is_acceptable_request_id("0192a4c2-1f0e-7c3d-9d1a-3f1e2d3c4b5a"));
+        assert!(is_acceptable_request_id(
+            "0192a4c2-1f0e-7c3d-9d1a-3f1e2d3c4b5a"
+        ));
         assert!(!is_acceptable_request_id("line\nbreak"));
         assert!(!is_acceptable_request_id(&"x".repeat(65)));
         assert!(!is_acceptable_request_id(""));
