@@ -11,7 +11,6 @@ use logistics_platform::db::{self, SchemaSpec};
 use logistics_platform::server::{self, ServeOptions};
 use logistics_proto::identity::v1::identity_service_server::{IdentityServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
-use tonic::service::Routes;
 
 use crate::api::{IdentityApi, State};
 use crate::config::Config;
@@ -89,7 +88,7 @@ pub async fn run(
         vec![SERVICE_NAME],
         Duration::from_secs(2),
     ));
-    let routes = Routes::new(IdentityServiceServer::new(IdentityApi::new(state)));
+    let routes = health_routes.add_service(IdentityServiceServer::new(IdentityApi::new(state)));
     let options = ServeOptions {
         tls: config.tls.server_tls()?,
         auth: AuthLayer::new(verifier, OPEN_METHODS),
@@ -98,7 +97,7 @@ pub async fn run(
         grace: Duration::from_secs(config.shutdown_grace_seconds),
     };
     tracing::info!(addr = %listener.local_addr()?, "identity listening");
-    let result = server::serve(listener, health_routes, routes, options, shutdown).await;
+    let result = server::serve(listener, routes, options, shutdown).await;
     watcher.abort();
     pool.close().await;
     result

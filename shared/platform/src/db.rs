@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::{ConnectOptions, PgPool};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -59,7 +59,12 @@ pub async fn provision(
             "{name:?} is not a plain SQL identifier"
         );
     }
-    let mut conn = sqlx::PgConnection::connect(admin_url)
+    // Statement logging off: ALTER ROLE ... PASSWORD must never reach a log.
+    let options: PgConnectOptions = admin_url.parse().context("parsing the admin URL")?;
+    let mut conn = options
+        .log_statements(tracing::log::LevelFilter::Off)
+        .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(3600))
+        .connect()
         .await
         .context("connecting with the admin URL")?;
     let mut attempt = 0;
@@ -174,16 +179,15 @@ pub async fn migrate(
     migrator: &sqlx::migrate::Migrator,
 ) -> anyhow::Result<()> {
     let options: PgConnectOptions = owner_url.parse().context("parsing the migration URL")?;
-    let mut conn = options
-        .options([("search_path", schema)])
-        .connect()
+    // A one-connection pool rather than a bare connection: `Migrator::run` over `&PgPool` keeps
+    // the future `Send` for every lifetime, so callers can spawn it.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.options([("search_path", schema)]))
         .await
         .context("connecting as the schema owner")?;
-    migrator
-        .run(&mut conn)
-        .await
-        .context("running migrations")?;
-    conn.close().await?;
+    migrator.run(&pool).await.context("running migrations")?;
+    pool.close().await;
     Ok(())
 }
 

@@ -32,17 +32,18 @@ pub struct ServeOptions {
     pub grace: Duration,
 }
 
-/// A health reporter and the `grpc.health.v1.Health` routes it drives. Every service starts
-/// NOT_SERVING until something (usually [`crate::db::watch_health`]) says otherwise.
+/// A health reporter and routes holding the `grpc.health.v1.Health` service it drives; the
+/// service adds its own to these routes. Every service starts NOT_SERVING until something
+/// (usually [`crate::db::watch_health`]) says otherwise.
 pub fn health() -> (HealthReporter, Routes) {
     let (reporter, service) = tonic_health::server::health_reporter();
     (reporter, Routes::new(service))
 }
 
-/// Serves `routes` plus reflection on `listener` until `shutdown` resolves, then drains.
+/// Serves `routes` (from [`health`], plus the service's own) and reflection on `listener` until
+/// `shutdown` resolves, then drains.
 pub async fn serve(
     listener: TcpListener,
-    health_routes: Routes,
     routes: Routes,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -56,13 +57,9 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let mut all = routes
-        .into_axum_router()
-        .merge(health_routes.into_axum_router());
-    all = all
-        .merge(Routes::new(reflection_v1).into_axum_router())
-        .merge(Routes::new(reflection_v1alpha).into_axum_router());
-    let all = Routes::from(all);
+    let all = routes
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
 
     let mut builder = Server::builder();
     if let Some(tls) = options.tls {
