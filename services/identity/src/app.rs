@@ -81,7 +81,7 @@ pub async fn run(
         audience: config.auth.jwt_audience.clone(),
     };
 
-    let (health, health_routes) = server::health();
+    let (health, health_routes) = server::health().await;
     let watcher = tokio::spawn(db::watch_health(
         pool.clone(),
         health.clone(),

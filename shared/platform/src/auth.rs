@@ -239,7 +239,9 @@ impl TokenVerifier {
         let key = match self.cached(&kid).await {
             Some(key) => key,
             None => {
-                self.refresh().await;
+                // A key source that cannot be asked says nothing about the token: answer
+                // UNAVAILABLE (retry) rather than UNAUTHENTICATED (discard the token).
+                self.refresh().await.map_err(Error::Unavailable)?;
                 self.cached(&kid).await.ok_or(Error::Unauthenticated)?
             }
         };
@@ -258,13 +260,13 @@ impl TokenVerifier {
         self.keys.read().await.get(kid).cloned()
     }
 
-    /// Replaces the cache with the source's keys, unless that happened very recently.
-    async fn refresh(&self) {
+    /// Replaces the cache with the source's keys, unless a successful fetch happened very
+    /// recently. Fails only when the source cannot be asked.
+    async fn refresh(&self) -> anyhow::Result<()> {
         let mut last = self.last_refresh.lock().await;
         if last.is_some_and(|at| at.elapsed() < self.min_refresh_interval) {
-            return;
+            return Ok(());
         }
-        *last = Some(Instant::now());
         match self.source.fetch().await {
             Ok(keys) => {
                 let fresh = keys
@@ -272,8 +274,13 @@ impl TokenVerifier {
                     .map(|k| (k.kid.clone(), decoding_key(k)))
                     .collect();
                 *self.keys.write().await = fresh;
+                *last = Some(Instant::now());
+                Ok(())
             }
-            Err(err) => tracing::warn!(error = %err, "could not fetch token verification keys"),
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "could not fetch token verification keys");
+                Err(err)
+            }
         }
     }
 }
@@ -418,5 +425,27 @@ mod tests {
         assert!(layer.is_open("/x.v1.S/Open"));
         assert!(!layer.is_open("/x.v1.S/Closed"));
         assert!(!layer.is_open("/grpc.health.v1.HealthX/Check"));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_key_source_is_unavailable_not_unauthenticated() {
+        struct Down;
+        impl KeySource for Down {
+            fn fetch(&self) -> BoxFuture<'_, anyhow::Result<Vec<VerifyingKey>>> {
+                Box::pin(async { Err(anyhow::anyhow!("identity unreachable")) })
+            }
+        }
+        let verifier = TokenVerifier::new("i", "a", Arc::new(Down), Duration::ZERO);
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"EdDSA","typ":"JWT","kid":"k1"}"#);
+        let token = format!("{header}.e30.c2ln");
+        let err = verifier.verify(&token).await.expect_err("no keys");
+        assert_eq!(err.code(), tonic::Code::Unavailable);
+        // A header that is not EdDSA is refused before any key is looked up.
+        let none = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1"}"#);
+        let err = verifier
+            .verify(&format!("{none}.e30."))
+            .await
+            .expect_err("alg none");
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
     }
 }

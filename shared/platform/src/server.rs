@@ -35,8 +35,12 @@ pub struct ServeOptions {
 /// A health reporter and routes holding the `grpc.health.v1.Health` service it drives; the
 /// service adds its own to these routes. Every service starts NOT_SERVING until something
 /// (usually [`crate::db::watch_health`]) says otherwise.
-pub fn health() -> (HealthReporter, Routes) {
+pub async fn health() -> (HealthReporter, Routes) {
     let (reporter, service) = tonic_health::server::health_reporter();
+    // tonic-health starts the whole server ("") as SERVING; nothing is known yet.
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
     (reporter, Routes::new(service))
 }
 
