@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use logistics_platform::config::{
-    AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig, parse_key32,
+    AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig, parse_key32, secret,
 };
 use logistics_platform::crypto::Keyring;
 
@@ -27,10 +27,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Keys that seal signing keys at rest: `id:base64key[,id:base64key...]`, the first one
     /// active. Keep old ids listed until every signing key sealed with them has been retired.
-    #[arg(long, env = "KEY_ENCRYPTION_KEYS", hide_env_values = true, value_parser = parse_keyring)]
+    #[arg(long, env = "KEY_ENCRYPTION_KEYS", hide_env_values = true, value_parser = secret(parse_keyring))]
     pub key_encryption_keys: Keyring,
     /// 32-byte key (base64) that signs page tokens; shared by every replica.
-    #[arg(long, env = "PAGE_TOKEN_KEY", hide_env_values = true, value_parser = parse_key32)]
+    #[arg(long, env = "PAGE_TOKEN_KEY", hide_env_values = true, value_parser = secret(parse_key32))]
     pub page_token_key: Key32,
     /// Lifetime of access tokens, in seconds.
     #[arg(long, env = "ACCESS_TOKEN_TTL_SECONDS", default_value_t = 900)]

@@ -82,7 +82,46 @@ pub enum LogFormat {
     Text,
 }
 
-/// A 32-byte secret given as standard base64, as `clap` value parser.
+/// A `clap` value parser for secrets: on a bad value it names the flag and its environment
+/// variable and says what is wrong, but unlike clap's own parsers never repeats the value.
+#[derive(Clone, Copy)]
+pub struct SecretValueParser<T>(fn(&str) -> Result<T, String>);
+
+/// Wraps `parse` so that its errors never show the rejected value.
+pub fn secret<T>(parse: fn(&str) -> Result<T, String>) -> SecretValueParser<T> {
+    SecretValueParser(parse)
+}
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for SecretValueParser<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let flag = arg
+            .and_then(|a| a.get_long())
+            .map(|long| format!("--{long}"))
+            .unwrap_or_else(|| "value".to_owned());
+        let env = arg
+            .and_then(|a| a.get_env())
+            .map(|e| format!(" ({})", e.to_string_lossy()))
+            .unwrap_or_default();
+        let fail = |reason: &str| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid {flag}{env}: {reason} (the value is not shown)\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let value = value.to_str().ok_or_else(|| fail("is not UTF-8"))?;
+        (self.0)(value).map_err(|reason| fail(&reason))
+    }
+}
+
+/// A 32-byte secret given as standard base64 (use with [`secret`]).
 pub fn parse_key32(raw: &str) -> Result<Key32, String> {
     let bytes = STANDARD
         .decode(raw.trim())
