@@ -128,7 +128,7 @@ pub enum Error {
         /// The resource that would have been duplicated.
         resource: Resource,
         /// The request field holding the duplicated value.
-        field: &'static str,
+        field: String,
     },
     /// The system is not in a state that allows the call.
     #[error("precondition failed")]
@@ -167,6 +167,21 @@ impl Error {
             subject: subject.into(),
             description: description.into(),
         }])
+    }
+
+    /// The same error with its request field paths moved under `prefix` (`email` becomes
+    /// `user.email`), for stores shared by requests that nest the resource differently.
+    pub fn nested(self, prefix: &str) -> Self {
+        match self {
+            Self::Invalid(violations) => {
+                Self::Invalid(violations.into_iter().map(|v| v.nested(prefix)).collect())
+            }
+            Self::AlreadyExists { resource, field } => Self::AlreadyExists {
+                resource,
+                field: format!("{prefix}.{field}"),
+            },
+            other => other,
+        }
     }
 
     /// The gRPC code of this error.
@@ -248,7 +263,7 @@ impl Error {
             {
                 return Self::AlreadyExists {
                     resource: Resource::new(c.kind, "(duplicate)"),
-                    field: c.field,
+                    field: c.field.to_owned(),
                 };
             }
             // 40001 serialization_failure, 40P01 deadlock_detected: retry the transaction.
@@ -320,7 +335,8 @@ impl From<Error> for Status {
             }
             Error::AlreadyExists { resource, field } => {
                 details.set_resource_info(resource.kind, "", "", format!("{field} is taken"));
-                details.add_bad_request_violation(*field, "already used by another resource");
+                details
+                    .add_bad_request_violation(field.clone(), "already used by another resource");
                 format!(
                     "a {} with this {field} already exists",
                     short_kind(resource.kind)

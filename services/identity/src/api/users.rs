@@ -260,7 +260,9 @@ pub async fn update_user(
     let id = id.ok_or_else(|| anyhow::anyhow!("id parsed without violation"))?;
 
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    let row = users::update(&mut tx, id, version, &changes).await?;
+    let row = users::update(&mut tx, id, version, &changes)
+        .await
+        .map_err(|e| e.nested("user"))?;
     require_role_links(&row)?;
     tx.commit().await?;
     Ok(pb::UpdateUserResponse {

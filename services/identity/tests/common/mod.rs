@@ -252,7 +252,7 @@ pub fn test_config(database_url: &str) -> Config {
         database: DatabaseConfig {
             database_url: SecretString::from(database_url.to_owned()),
             migration_database_url: None,
-            database_max_connections: 5,
+            database_max_connections: 10,
         },
         auth: AuthConfig {
             jwt_issuer: "logistics-identity".to_owned(),
