@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{TestApp, USER_PASSWORD, authed, expect_code, violated_fields};
+use common::{TestApp, USER_PASSWORD, authed, expect_code, new_user_request, violated_fields};
 use futures::StreamExt as _;
 use logistics_proto::identity::v1 as pb;
 use prost_types::FieldMask;
@@ -20,19 +20,6 @@ use tonic::{Code, Status};
 use uuid::Uuid;
 
 // Helpers ----------------------------------------------------------------------------------------
-
-/// A valid CreateUserRequest for `email` with `roles` and a fresh request id.
-fn new_user(email: &str, roles: &[pb::Role]) -> pb::CreateUserRequest {
-    pb::CreateUserRequest {
-        request_id: Uuid::now_v7().to_string(),
-        email: email.to_owned(),
-        display_name: format!("User {email}"),
-        password: USER_PASSWORD.to_owned(),
-        roles: roles.iter().map(|r| *r as i32).collect(),
-        partner_id: String::new(),
-        driver_id: String::new(),
-    }
-}
 
 async fn create(app: &TestApp, request: pb::CreateUserRequest) -> Result<pb::User, Status> {
     app.client()
@@ -234,7 +221,11 @@ async fn create_user_with_several_bad_fields_lists_every_one_and_writes_nothing(
 async fn a_customer_needs_a_partner_id_and_then_carries_it() {
     let app = TestApp::spawn().await;
     let status = expect_code(
-        create(&app, new_user("buyer@tenant.test", &[pb::Role::Customer])).await,
+        create(
+            &app,
+            new_user_request("buyer@tenant.test", &[pb::Role::Customer]),
+        )
+        .await,
         Code::InvalidArgument,
     );
     assert_eq!(violated_fields(&status), ["partner_id"]);
@@ -245,7 +236,7 @@ async fn a_customer_needs_a_partner_id_and_then_carries_it() {
         &app,
         pb::CreateUserRequest {
             partner_id: partner_id.to_string(),
-            ..new_user("buyer@tenant.test", &[pb::Role::Customer])
+            ..new_user_request("buyer@tenant.test", &[pb::Role::Customer])
         },
     )
     .await
@@ -277,7 +268,11 @@ async fn a_duplicate_email_in_another_case_is_already_exists_without_leaking_sql
     app.create_user("Dup@Tenant.test", &[pb::Role::Dispatcher])
         .await;
     let status = expect_code(
-        create(&app, new_user("dup@tenant.TEST", &[pb::Role::Auditor])).await,
+        create(
+            &app,
+            new_user_request("dup@tenant.TEST", &[pb::Role::Auditor]),
+        )
+        .await,
         Code::AlreadyExists,
     );
     assert_eq!(violated_fields(&status), ["email"]);
@@ -300,7 +295,7 @@ async fn a_duplicate_email_in_another_case_is_already_exists_without_leaking_sql
 
     // The admin's own e-mail, shouted, is taken as well.
     expect_code(
-        create(&app, new_user("ADMIN@TENANT.TEST", &[])).await,
+        create(&app, new_user_request("ADMIN@TENANT.TEST", &[])).await,
         Code::AlreadyExists,
     );
 }
@@ -308,7 +303,7 @@ async fn a_duplicate_email_in_another_case_is_already_exists_without_leaking_sql
 #[tokio::test]
 async fn the_same_request_id_returns_the_first_user_and_refuses_a_different_request() {
     let app = TestApp::spawn().await;
-    let request = new_user("once@tenant.test", &[pb::Role::Dispatcher]);
+    let request = new_user_request("once@tenant.test", &[pb::Role::Dispatcher]);
     let first = create(&app, request.clone()).await.unwrap();
     let second = create(&app, request.clone()).await.unwrap();
     assert_eq!(second.id, first.id);

@@ -365,20 +365,14 @@ pub async fn grant_role(
     caller: &Caller,
     request: pb::GrantRoleRequest,
 ) -> Result<pb::GrantRoleResponse, Error> {
-    caller.require(Permission::RolesGrant)?;
-    let (user_id, role) = user_and_role(&request.user_id, request.role)?;
-    require_may_grant(caller, &[role])?;
-    let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    if users::get(&mut tx, user_id, false).await?.is_none() {
-        return Err(Error::NotFound(Resource::new(users::KIND, user_id)));
-    }
-    users::grant_role(&mut tx, user_id, role).await?;
-    let row = users::get(&mut tx, user_id, false)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("user vanished while granting"))?;
-    require_role_links(&row)?;
-    tx.commit().await?;
-    tracing::info!(%user_id, %role, "role granted");
+    let row = change_role(
+        state,
+        caller,
+        &request.user_id,
+        request.role,
+        RoleChange::Grant,
+    )
+    .await?;
     Ok(pb::GrantRoleResponse {
         user: Some(convert::user(&row)),
     })
@@ -391,22 +385,54 @@ pub async fn revoke_role(
     caller: &Caller,
     request: pb::RevokeRoleRequest,
 ) -> Result<pb::RevokeRoleResponse, Error> {
+    let row = change_role(
+        state,
+        caller,
+        &request.user_id,
+        request.role,
+        RoleChange::Revoke,
+    )
+    .await?;
+    Ok(pb::RevokeRoleResponse {
+        user: Some(convert::user(&row)),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RoleChange {
+    Grant,
+    Revoke,
+}
+
+/// Grants or revokes one role of a live user and returns the user afterwards.
+async fn change_role(
+    state: &State,
+    caller: &Caller,
+    user_id: &str,
+    role: i32,
+    change: RoleChange,
+) -> Result<UserRow, Error> {
     caller.require(Permission::RolesGrant)?;
-    let (user_id, role) = user_and_role(&request.user_id, request.role)?;
+    let (user_id, role) = user_and_role(user_id, role)?;
     require_may_grant(caller, &[role])?;
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
     if users::get(&mut tx, user_id, false).await?.is_none() {
         return Err(Error::NotFound(Resource::new(users::KIND, user_id)));
     }
-    users::revoke_role(&mut tx, user_id, role).await?;
+    match change {
+        RoleChange::Grant => users::grant_role(&mut tx, user_id, role).await?,
+        RoleChange::Revoke => users::revoke_role(&mut tx, user_id, role).await?,
+    };
     let row = users::get(&mut tx, user_id, false)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("user vanished while revoking"))?;
+        .ok_or_else(|| anyhow::anyhow!("user vanished while its roles changed"))?;
+    // Only a grant can add a role that needs a link; a revoke never breaks one.
+    if change == RoleChange::Grant {
+        require_role_links(&row)?;
+    }
     tx.commit().await?;
-    tracing::info!(%user_id, %role, "role revoked");
-    Ok(pb::RevokeRoleResponse {
-        user: Some(convert::user(&row)),
-    })
+    tracing::info!(%user_id, %role, ?change, "role changed");
+    Ok(row)
 }
 
 /// Changes the caller's password after checking the current one, and ends its other sessions.

@@ -169,15 +169,7 @@ impl TestApp {
         email: &str,
         roles: &[pb::Role],
     ) -> Result<pb::User, Status> {
-        let request = pb::CreateUserRequest {
-            request_id: Uuid::now_v7().to_string(),
-            email: email.to_owned(),
-            display_name: format!("User {email}"),
-            password: USER_PASSWORD.to_owned(),
-            roles: roles.iter().map(|r| *r as i32).collect(),
-            partner_id: String::new(),
-            driver_id: String::new(),
-        };
+        let request = new_user_request(email, roles);
         self.client()
             .await
             .create_user(authed(token, request))
@@ -268,6 +260,19 @@ pub fn test_config(database_url: &str) -> Config {
         lockout_max_failures: 3,
         lockout_seconds: 900,
         shutdown_grace_seconds: 10,
+    }
+}
+
+/// A valid CreateUserRequest for `email` with `roles`, [`USER_PASSWORD`] and a fresh request id.
+pub fn new_user_request(email: &str, roles: &[pb::Role]) -> pb::CreateUserRequest {
+    pb::CreateUserRequest {
+        request_id: Uuid::now_v7().to_string(),
+        email: email.to_owned(),
+        display_name: format!("User {email}"),
+        password: USER_PASSWORD.to_owned(),
+        roles: roles.iter().map(|r| *r as i32).collect(),
+        partner_id: String::new(),
+        driver_id: String::new(),
     }
 }
 
