@@ -7,6 +7,25 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/logistics_descriptor.bin"));
 
+/// `logistics.type.*`: value types every package shares. Named `r#type` because generated
+/// code refers to it by the package name.
+pub mod r#type {
+    /// `logistics.type.v1`: money.
+    #[allow(clippy::all, missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("logistics.r#type.v1");
+    }
+}
+
+/// `logistics.partner.*`
+pub mod partner {
+    /// `logistics.partner.v1`: partners, roles, profiles, contacts, addresses.
+    #[allow(clippy::all, missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("logistics.partner.v1");
+    }
+}
+
 /// `logistics.identity.*`
 pub mod identity {
     /// `logistics.identity.v1`: tenants, users, roles, sessions and signing keys.
