@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use logistics_platform::aip::PageTokens;
-use logistics_platform::auth::{AuthLayer, TokenVerifier};
-use logistics_platform::config::expose;
-use logistics_platform::db::{self, SchemaSpec};
-use logistics_platform::server::{self, ServeOptions};
+use logistics_platform::auth::TokenVerifier;
+use logistics_platform::db::SchemaSpec;
+use logistics_platform::service::{self, Serving};
 use logistics_proto::identity::v1::identity_service_server::{IdentityServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
 
@@ -38,15 +37,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    if let Some(url) = &config.database.migration_database_url {
-        db::migrate(expose(url), SCHEMA.schema, &MIGRATOR).await?;
-        tracing::info!("migrations applied");
-    }
-    let pool = db::pool(
-        expose(&config.database.database_url),
-        config.database.database_max_connections,
-        "identity",
-    )?;
+    let pool = service::database(&config.database, &SCHEMA, &MIGRATOR, "identity").await?;
     let access_ttl = time::Duration::seconds(config.access_token_ttl_seconds);
     let signer = Arc::new(Signer::new(
         pool.clone(),
@@ -57,6 +48,7 @@ pub async fn run(
         // The database may be down at start; the first signature retries.
         tracing::warn!(error = %err, "no signing key loaded yet");
     }
+    // Identity verifies its own tokens with keys read straight from its database.
     let verifier = Arc::new(TokenVerifier::new(
         config.auth.jwt_issuer.clone(),
         config.auth.jwt_audience.clone(),
@@ -80,25 +72,19 @@ pub async fn run(
         issuer: config.auth.jwt_issuer.clone(),
         audience: config.auth.jwt_audience.clone(),
     };
-
-    let (health, health_routes) = server::health().await;
-    let watcher = tokio::spawn(db::watch_health(
-        pool.clone(),
-        health.clone(),
-        vec![SERVICE_NAME],
-        Duration::from_secs(2),
-    ));
-    let routes = health_routes.add_service(IdentityServiceServer::new(IdentityApi::new(state)));
-    let options = ServeOptions {
-        tls: config.tls.server_tls()?,
-        auth: AuthLayer::new(verifier, OPEN_METHODS),
-        health,
-        services: vec![SERVICE_NAME],
+    let serving = Serving {
+        service_name: SERVICE_NAME,
+        open_methods: OPEN_METHODS,
+        tls: config.tls.clone(),
         grace: Duration::from_secs(config.shutdown_grace_seconds),
     };
-    tracing::info!(addr = %listener.local_addr()?, "identity listening");
-    let result = server::serve(listener, routes, options, shutdown).await;
-    watcher.abort();
-    pool.close().await;
-    result
+    service::serve(
+        listener,
+        pool,
+        verifier,
+        serving,
+        |routes| routes.add_service(IdentityServiceServer::new(IdentityApi::new(state))),
+        shutdown,
+    )
+    .await
 }

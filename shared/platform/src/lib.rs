@@ -7,7 +7,9 @@
 //! - [`context`]: the row-level-security context every transaction starts with;
 //! - [`aip`]: page tokens, filters, order_by, etags, field masks, idempotency;
 //! - [`crypto`]: field encryption with rotating keys and blind indexes;
-//! - [`config`] and [`db`]: configuration pieces, provisioning, migrations, pools.
+//! - [`fields`]: e-mail, names, country and currency codes, phone numbers, coordinates, money;
+//! - [`config`] and [`db`]: configuration pieces, provisioning, migrations, pools;
+//! - [`service`]: the start-up every service's `app::run` shares.
 
 pub mod aip;
 pub mod auth;
@@ -17,7 +19,9 @@ pub mod context;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod fields;
 pub mod server;
+pub mod service;
 pub mod telemetry;
 
 pub use error::{Error, FieldViolation, Result};

@@ -1,0 +1,137 @@
+//! What every service's `app::run` repeats: migrate and open the runtime pool, build a token
+//! verifier that fetches identity's keys, and serve the routes with health watching the
+//! database. A service's own `app.rs` only builds its state and routes.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::auth::{AuthLayer, IdentityKeySource, TokenVerifier};
+use crate::config::{AuthConfig, DatabaseConfig, TlsConfig, expose};
+use crate::db::{self, SchemaSpec};
+use crate::server::{self, ServeOptions};
+
+/// How a service that is not identity reaches identity (for its public keys).
+#[derive(Debug, Clone, clap::Args)]
+pub struct IdentityClientConfig {
+    /// URL of the identity service, `http://host:50051` or `https://...`.
+    #[arg(long, env = "IDENTITY_URL")]
+    pub identity_url: String,
+    /// PEM CA that identity's certificate chains to (for `https`).
+    #[arg(long, env = "IDENTITY_TLS_CA")]
+    pub identity_tls_ca: Option<PathBuf>,
+    /// PEM client certificate presented to identity (mutual TLS).
+    #[arg(long, env = "CLIENT_TLS_CERT", requires = "client_tls_key")]
+    pub client_tls_cert: Option<PathBuf>,
+    /// PEM key of the client certificate.
+    #[arg(long, env = "CLIENT_TLS_KEY", requires = "client_tls_cert")]
+    pub client_tls_key: Option<PathBuf>,
+}
+
+impl IdentityClientConfig {
+    /// A lazily connected channel to identity, with TLS when configured.
+    pub fn channel(&self) -> anyhow::Result<Channel> {
+        let mut endpoint = Endpoint::from_shared(self.identity_url.clone())
+            .context("IDENTITY_URL is not a URL")?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10));
+        if self.identity_url.starts_with("https://") || self.identity_tls_ca.is_some() {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(ca) = &self.identity_tls_ca {
+                let pem = std::fs::read(ca)
+                    .with_context(|| format!("reading IDENTITY_TLS_CA {}", ca.display()))?;
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            if let (Some(cert), Some(key)) = (&self.client_tls_cert, &self.client_tls_key) {
+                let cert = std::fs::read(cert)
+                    .with_context(|| format!("reading CLIENT_TLS_CERT {}", cert.display()))?;
+                let key = std::fs::read(key)
+                    .with_context(|| format!("reading CLIENT_TLS_KEY {}", key.display()))?;
+                tls = tls.identity(Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        Ok(endpoint.connect_lazy())
+    }
+}
+
+/// A verifier of access tokens whose keys come from identity's `ListPublicKeys`.
+pub fn identity_verifier(
+    auth: &AuthConfig,
+    identity: &IdentityClientConfig,
+) -> anyhow::Result<Arc<TokenVerifier>> {
+    Ok(Arc::new(TokenVerifier::new(
+        auth.jwt_issuer.clone(),
+        auth.jwt_audience.clone(),
+        Arc::new(IdentityKeySource::new(identity.channel()?)),
+        Duration::from_secs(auth.jwks_min_refresh_seconds),
+    )))
+}
+
+/// Runs `migrator` as the owner when a migration URL is configured, then opens the runtime pool.
+pub async fn database(
+    config: &DatabaseConfig,
+    schema: &SchemaSpec,
+    migrator: &sqlx::migrate::Migrator,
+    application_name: &str,
+) -> anyhow::Result<PgPool> {
+    if let Some(url) = &config.migration_database_url {
+        db::migrate(expose(url), schema.schema, migrator).await?;
+        tracing::info!(schema = schema.schema, "migrations applied");
+    }
+    db::pool(
+        expose(&config.database_url),
+        config.database_max_connections,
+        application_name,
+    )
+}
+
+/// One service's serving parameters.
+pub struct Serving {
+    /// The fully qualified gRPC service name, for health.
+    pub service_name: &'static str,
+    /// Methods that need no token besides health and reflection.
+    pub open_methods: &'static [&'static str],
+    /// Listener TLS.
+    pub tls: TlsConfig,
+    /// In-flight calls' grace period at shutdown.
+    pub grace: Duration,
+}
+
+/// Serves the routes `add` puts next to health on `listener` until `shutdown`, with health
+/// following the database and every call authenticated by `verifier`. Closes `pool` at the end.
+pub async fn serve(
+    listener: TcpListener,
+    pool: PgPool,
+    verifier: Arc<TokenVerifier>,
+    serving: Serving,
+    add: impl FnOnce(Routes) -> Routes,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (health, health_routes) = server::health().await;
+    let watcher = tokio::spawn(db::watch_health(
+        pool.clone(),
+        health.clone(),
+        vec![serving.service_name],
+        Duration::from_secs(2),
+    ));
+    let options = ServeOptions {
+        tls: serving.tls.server_tls()?,
+        auth: AuthLayer::new(verifier, serving.open_methods),
+        health,
+        services: vec![serving.service_name],
+        grace: serving.grace,
+    };
+    tracing::info!(addr = %listener.local_addr()?, service = serving.service_name, "listening");
+    let result = server::serve(listener, add(health_routes), options, shutdown).await;
+    watcher.abort();
+    pool.close().await;
+    result
+}
