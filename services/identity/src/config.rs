@@ -52,3 +52,34 @@ pub struct Config {
 fn parse_keyring(raw: &str) -> Result<Keyring, String> {
     Keyring::parse(raw).map_err(|e| e.to_string())
 }
+
+impl Config {
+    /// A configuration for tests and throwaway stacks: listens on 127.0.0.1, fresh random
+    /// key-encryption and page-token keys, a low lockout threshold (3), default lifetimes.
+    pub fn for_tests(database_url: &str) -> Self {
+        let mut page_key = [0u8; 32];
+        getrandom::fill(&mut page_key).expect("the OS has randomness");
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database: DatabaseConfig {
+                database_url: secrecy::SecretString::from(database_url.to_owned()),
+                migration_database_url: None,
+                database_max_connections: 10,
+            },
+            auth: AuthConfig {
+                jwt_issuer: "logistics-identity".to_owned(),
+                jwt_audience: "logistics".to_owned(),
+                jwks_min_refresh_seconds: 0,
+            },
+            tls: TlsConfig::default(),
+            log_format: LogFormat::Json,
+            key_encryption_keys: Keyring::generate("test1"),
+            page_token_key: Key32(page_key),
+            access_token_ttl_seconds: 900,
+            session_ttl_seconds: 3600,
+            lockout_max_failures: 3,
+            lockout_seconds: 900,
+            shutdown_grace_seconds: 10,
+        }
+    }
+}

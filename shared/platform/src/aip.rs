@@ -327,6 +327,14 @@ pub fn parse_order_by<'a>(
     Ok((field, desc))
 }
 
+/// Escapes `%`, `_` and `\` so a filter's prefix is matched literally by `LIKE 'prefix%'`.
+pub fn escape_like(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
 /// The SHA-256 of a request, for comparing a replayed `request_id`'s request with the first.
 pub fn request_fingerprint(encoded_request: &[u8]) -> Vec<u8> {
     Sha256::digest(encoded_request).to_vec()
@@ -524,6 +532,11 @@ mod tests {
         assert!(parse_filter("role = a OR role = b").is_err());
         assert!(parse_filter("role > 3").is_err());
         assert!(parse_filter("email = \"open").is_err());
+    }
+
+    #[test]
+    fn like_patterns_match_wildcards_literally() {
+        assert_eq!(escape_like(r"50%_off\"), r"50\%\_off\\");
     }
 
     #[test]

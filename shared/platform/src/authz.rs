@@ -99,6 +99,7 @@ impl Role {
                 TenantRead,
                 PartnersRead,
                 PartnersWrite,
+                PartnerContactsWrite,
                 FleetRead,
                 FleetWrite,
                 InventoryRead,
@@ -111,6 +112,7 @@ impl Role {
                 TenantRead,
                 PartnersRead,
                 PartnersWrite,
+                PartnerContactsWrite,
                 FleetRead,
                 InventoryRead,
                 ShipmentsRead,
@@ -133,7 +135,7 @@ impl Role {
                 ShipmentsRead,
             ],
             // External users: row-level security narrows these to their own partner's rows.
-            Role::Customer | Role::Supplier => &[PartnersRead, ShipmentsRead],
+            Role::Customer | Role::Supplier => &[PartnersRead, PartnerContactsWrite, ShipmentsRead],
             Role::Driver => &[FleetRead, ShipmentsRead],
             Role::PlatformAdmin => &[TenantsCreate, SigningKeysRotate],
         }
@@ -163,8 +165,11 @@ pub enum Permission {
     SigningKeysRotate,
     /// Read partners, contacts, addresses.
     PartnersRead,
-    /// Write partners, contacts, addresses.
+    /// Write partners, their roles and profiles, contacts and addresses.
     PartnersWrite,
+    /// Write contacts and addresses (external users: of their own partner only, by RLS), and
+    /// a partner's display name.
+    PartnerContactsWrite,
     /// Read trucks, drivers, maintenance, assignments.
     FleetRead,
     /// Write trucks, drivers, maintenance, assignments.
@@ -191,6 +196,7 @@ impl Permission {
             Permission::SigningKeysRotate => "identity.signing_keys.rotate",
             Permission::PartnersRead => "partner.partners.read",
             Permission::PartnersWrite => "partner.partners.write",
+            Permission::PartnerContactsWrite => "partner.contacts.write",
             Permission::FleetRead => "fleet.read",
             Permission::FleetWrite => "fleet.write",
             Permission::InventoryRead => "inventory.read",
@@ -224,6 +230,7 @@ mod tests {
             Permission::UsersWrite,
             Permission::RolesGrant,
             Permission::PartnersWrite,
+            Permission::PartnerContactsWrite,
             Permission::FleetWrite,
             Permission::InventoryWrite,
             Permission::ShipmentsWrite,

@@ -184,6 +184,16 @@ impl Error {
         }
     }
 
+    /// After a conditional write (`... AND version = $n`) that matched nothing: NOT_FOUND when the
+    /// row does not exist for this caller, ABORTED when it exists but its version moved on.
+    pub fn missing_or_stale(exists: bool, resource: Resource) -> Self {
+        if exists {
+            Self::Aborted(Conflict::StaleEtag)
+        } else {
+            Self::NotFound(resource)
+        }
+    }
+
     /// The gRPC code of this error.
     pub fn code(&self) -> Code {
         match self {

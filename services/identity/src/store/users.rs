@@ -290,15 +290,15 @@ async fn finish_versioned_write(
     updated: Option<Uuid>,
     include_deleted_after: bool,
 ) -> Result<UserRow, Error> {
-    use logistics_platform::error::{Conflict, Resource};
+    use logistics_platform::error::Resource;
     match updated {
         Some(id) => get(tx, id, include_deleted_after)
             .await?
             .ok_or_else(|| anyhow::anyhow!("updated user vanished").into()),
-        None => match get(tx, id, false).await? {
-            None => Err(Error::NotFound(Resource::new(KIND, id))),
-            Some(_) => Err(Error::Aborted(Conflict::StaleEtag)),
-        },
+        None => Err(Error::missing_or_stale(
+            get(tx, id, false).await?.is_some(),
+            Resource::new(KIND, id),
+        )),
     }
 }
 
@@ -410,7 +410,10 @@ pub async fn list(tx: &mut Tx, query: &ListQuery) -> Result<Vec<UserRow>, Error>
                 sql.push_bind(email.clone()).push(")");
             }
             Condition::EmailStartsWith(prefix, negated) => {
-                let pattern = format!("{}%", escape_like(&prefix.to_lowercase()));
+                let pattern = format!(
+                    "{}%",
+                    logistics_platform::aip::escape_like(&prefix.to_lowercase())
+                );
                 sql.push(if *negated {
                     " AND lower(email) NOT LIKE "
                 } else {
@@ -457,11 +460,4 @@ pub fn cursor_after(row: &UserRow, order: Order) -> Cursor {
         Order::CreateTime => Cursor::Id(row.id),
         Order::Email => Cursor::Email(row.email_key.clone(), row.id),
     }
-}
-
-fn escape_like(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }

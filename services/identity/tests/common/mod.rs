@@ -9,8 +9,6 @@ use std::time::Duration;
 use identity::app::{self, MIGRATOR, SCHEMA};
 use identity::bootstrap::{self, Bootstrap};
 use identity::config::Config;
-use logistics_platform::config::{AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig};
-use logistics_platform::crypto::Keyring;
 use logistics_proto::identity::v1 as pb;
 use logistics_testkit::TestDatabase;
 use pb::identity_service_client::IdentityServiceClient;
@@ -235,32 +233,9 @@ pub async fn start(
     (addr, tx, server)
 }
 
-/// The configuration tests run with: fresh keys, short key-refresh interval.
+/// The configuration tests run with: fresh keys, lockout after 3 failures.
 pub fn test_config(database_url: &str) -> Config {
-    let mut page_key = [0u8; 32];
-    getrandom::fill(&mut page_key).unwrap();
-    Config {
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        database: DatabaseConfig {
-            database_url: SecretString::from(database_url.to_owned()),
-            migration_database_url: None,
-            database_max_connections: 10,
-        },
-        auth: AuthConfig {
-            jwt_issuer: "logistics-identity".to_owned(),
-            jwt_audience: "logistics".to_owned(),
-            jwks_min_refresh_seconds: 0,
-        },
-        tls: TlsConfig::default(),
-        log_format: LogFormat::Json,
-        key_encryption_keys: Keyring::generate("test1"),
-        page_token_key: Key32(page_key),
-        access_token_ttl_seconds: 900,
-        session_ttl_seconds: 3600,
-        lockout_max_failures: 3,
-        lockout_seconds: 900,
-        shutdown_grace_seconds: 10,
-    }
+    Config::for_tests(database_url)
 }
 
 /// A valid CreateUserRequest for `email` with `roles`, [`USER_PASSWORD`] and a fresh request id.

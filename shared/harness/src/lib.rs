@@ -1,0 +1,222 @@
+//! A real identity service for other services' tests.
+//!
+//! [`Identity::start`] creates a fresh database, provisions identity's schema and the schemas of
+//! the service under test in it (one database, one schema per service, as in production),
+//! migrates identity, bootstraps a tenant whose admin is also platform admin, and serves identity
+//! on an ephemeral port. The service under test then verifies tokens against it over gRPC,
+//! exactly as it will in production.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use identity::app::{self, MIGRATOR, SCHEMA};
+use identity::bootstrap::{self, Bootstrap};
+use identity::config::Config;
+use logistics_platform::db::{self, RolePasswords, SchemaSpec};
+use logistics_proto::identity::v1 as pb;
+use logistics_testkit::TestDatabase;
+use pb::identity_service_client::IdentityServiceClient;
+use secrecy::SecretString;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::Request;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+/// Password of every user the harness creates.
+pub const PASSWORD: &str = "harness password 123";
+
+/// A running identity service and the database it shares with the service under test.
+pub struct Identity {
+    /// The test's database (identity's schema and the others given to `start`).
+    pub db: TestDatabase,
+    /// Where identity listens.
+    pub addr: SocketAddr,
+    /// The bootstrapped tenant.
+    pub tenant_id: Uuid,
+    /// An access token of the tenant's admin (admin and platform admin roles).
+    pub admin_token: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Identity {
+    /// Starts identity in a fresh database where `schemas` are provisioned too.
+    pub async fn start(schemas: &[&SchemaSpec]) -> anyhow::Result<Self> {
+        let db = TestDatabase::create(&SCHEMA).await?;
+        for spec in schemas {
+            db::provision(&db.admin_url(), spec, &RolePasswords::default()).await?;
+        }
+        db::migrate(&db.url_as(SCHEMA.owner_role), SCHEMA.schema, &MIGRATOR).await?;
+        let config = Config::for_tests(&db.url_as(SCHEMA.app_role));
+        let pool = db::pool(&db.url_as(SCHEMA.app_role), 2, "harness-bootstrap")?;
+        let done = bootstrap::run(
+            &pool,
+            &Bootstrap {
+                tenant_id: Uuid::now_v7(),
+                tenant_name: "Harness tenant".to_owned(),
+                admin_email: "admin@harness.test".to_owned(),
+                admin_password: SecretString::from(PASSWORD),
+            },
+        )
+        .await?;
+        pool.close().await;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app::run(config, listener, async {
+            let _ = rx.await;
+        }));
+        let mut identity = Self {
+            db,
+            addr,
+            tenant_id: done.tenant_id,
+            admin_token: String::new(),
+            shutdown: Some(tx),
+            server: Some(server),
+        };
+        identity.wait_until_serving().await?;
+        identity.admin_token = identity.login(done.tenant_id, "admin@harness.test").await?;
+        Ok(identity)
+    }
+
+    /// `http://127.0.0.1:<port>`, for the service's IDENTITY_URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A client of identity.
+    pub async fn client(&self) -> anyhow::Result<IdentityServiceClient<Channel>> {
+        let channel = Channel::from_shared(self.url())?.connect().await?;
+        Ok(IdentityServiceClient::new(channel))
+    }
+
+    async fn wait_until_serving(&self) -> anyhow::Result<()> {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+        let channel = Channel::from_shared(self.url())?.connect().await?;
+        let mut health = HealthClient::new(channel);
+        for _ in 0..100 {
+            let status = health
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .map(|r| r.into_inner().status);
+            if status.ok() == Some(ServingStatus::Serving as i32) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("identity never became SERVING")
+    }
+
+    /// Logs a user of `tenant_id` in with [`PASSWORD`]; returns the access token.
+    pub async fn login(&self, tenant_id: Uuid, email: &str) -> anyhow::Result<String> {
+        let response = self
+            .client()
+            .await?
+            .login(pb::LoginRequest {
+                tenant_id: tenant_id.to_string(),
+                email: email.to_owned(),
+                password: PASSWORD.to_owned(),
+            })
+            .await?
+            .into_inner();
+        Ok(response
+            .tokens
+            .context("login answered no tokens")?
+            .access_token)
+    }
+
+    /// Creates a user in the admin's tenant with `roles` (and the partner or driver link those
+    /// roles need) and returns its access token.
+    pub async fn user(
+        &self,
+        email: &str,
+        roles: &[pb::Role],
+        partner_id: Option<Uuid>,
+        driver_id: Option<Uuid>,
+    ) -> anyhow::Result<String> {
+        self.user_in(
+            self.tenant_id,
+            &self.admin_token,
+            email,
+            roles,
+            partner_id,
+            driver_id,
+        )
+        .await
+    }
+
+    /// Like [`Identity::user`], in the tenant of `admin_token`.
+    pub async fn user_in(
+        &self,
+        tenant_id: Uuid,
+        admin_token: &str,
+        email: &str,
+        roles: &[pb::Role],
+        partner_id: Option<Uuid>,
+        driver_id: Option<Uuid>,
+    ) -> anyhow::Result<String> {
+        let request = pb::CreateUserRequest {
+            request_id: Uuid::now_v7().to_string(),
+            email: email.to_owned(),
+            display_name: email.to_owned(),
+            password: PASSWORD.to_owned(),
+            roles: roles.iter().map(|r| *r as i32).collect(),
+            partner_id: partner_id.map(|id| id.to_string()).unwrap_or_default(),
+            driver_id: driver_id.map(|id| id.to_string()).unwrap_or_default(),
+        };
+        self.client()
+            .await?
+            .create_user(authed(admin_token, request))
+            .await?;
+        self.login(tenant_id, email).await
+    }
+
+    /// Creates another tenant; returns its id and an access token of its admin.
+    pub async fn other_tenant(&self, name: &str) -> anyhow::Result<(Uuid, String)> {
+        let admin_email = format!("admin@{}.test", name.to_lowercase().replace(' ', "-"));
+        let response = self
+            .client()
+            .await?
+            .create_tenant(authed(
+                &self.admin_token,
+                pb::CreateTenantRequest {
+                    request_id: Uuid::now_v7().to_string(),
+                    display_name: name.to_owned(),
+                    admin_email: admin_email.clone(),
+                    admin_display_name: "Admin".to_owned(),
+                    admin_password: PASSWORD.to_owned(),
+                },
+            ))
+            .await?
+            .into_inner();
+        let tenant_id: Uuid = response.tenant.context("no tenant")?.id.parse()?;
+        let token = self.login(tenant_id, &admin_email).await?;
+        Ok((tenant_id, token))
+    }
+}
+
+impl Drop for Identity {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// A request carrying `authorization: Bearer <token>`.
+pub fn authed<T>(token: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
