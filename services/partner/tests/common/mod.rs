@@ -1,0 +1,304 @@
+//! `TestApp`: a real partner server and a real identity server on ephemeral ports, sharing one
+//! fresh database (one schema each, as in production), with an admin token and builders.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use logistics_harness::Identity;
+use logistics_platform::config::{AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig};
+use logistics_platform::crypto::Keyring;
+use logistics_platform::service::IdentityClientConfig;
+use logistics_proto::identity::v1 as idpb;
+use logistics_proto::partner::v1 as pb;
+use partner::app::{self, MIGRATOR, SCHEMA};
+use partner::config::{Config, KeyConfig};
+use pb::partner_service_client::PartnerServiceClient;
+use secrecy::SecretString;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+use uuid::Uuid;
+
+pub use logistics_harness::authed;
+
+/// A field-encryption key list with one key, `k1`.
+pub const KEYS_K1: &str = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+/// The same with a new active key `k2` in front of `k1`, as during a rotation.
+pub const KEYS_K2_K1: &str = "k2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=,k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+
+/// A partner server, its identity, and their database.
+pub struct TestApp {
+    /// Identity, serving tokens and keys.
+    pub identity: Identity,
+    /// Where partner listens.
+    pub addr: SocketAddr,
+    /// The configuration partner runs with.
+    pub config: Config,
+    /// The admin's access token (admin role).
+    pub admin_token: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Identity and partner on a fresh database, partner's keys `k1`.
+    pub async fn spawn() -> Self {
+        let _ = logistics_testkit::captured_logs();
+        let identity = Identity::start(&[&SCHEMA]).await.expect("identity");
+        logistics_platform::db::migrate(
+            &identity.db.url_as(SCHEMA.owner_role),
+            SCHEMA.schema,
+            &MIGRATOR,
+        )
+        .await
+        .expect("partner migrations");
+        let config = test_config(&identity, KEYS_K1);
+        let (addr, shutdown, server) = start(config.clone()).await;
+        let admin_token = identity.admin_token.clone();
+        let app = Self {
+            identity,
+            addr,
+            config,
+            admin_token,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        };
+        wait_until_serving(addr).await;
+        app
+    }
+
+    /// A client of this partner server.
+    pub async fn client(&self) -> PartnerServiceClient<Channel> {
+        client_at(self.addr).await
+    }
+
+    /// A user of the tenant with `roles` (linked to `partner_id` if given), and its token.
+    pub async fn token(
+        &self,
+        email: &str,
+        roles: &[idpb::Role],
+        partner_id: Option<Uuid>,
+    ) -> String {
+        self.identity
+            .user(email, roles, partner_id, None)
+            .await
+            .expect("user")
+    }
+
+    /// Creates a partner as the admin; panics on failure.
+    pub async fn create_partner(
+        &self,
+        partner: pb::Partner,
+        roles: &[pb::PartnerRole],
+    ) -> pb::Partner {
+        self.create_partner_as(&self.admin_token, partner, roles)
+            .await
+            .expect("create partner")
+    }
+
+    /// Creates a partner with `token`.
+    pub async fn create_partner_as(
+        &self,
+        token: &str,
+        partner: pb::Partner,
+        roles: &[pb::PartnerRole],
+    ) -> Result<pb::Partner, Status> {
+        self.client()
+            .await
+            .create_partner(authed(
+                token,
+                pb::CreatePartnerRequest {
+                    request_id: Uuid::now_v7().to_string(),
+                    partner: Some(partner),
+                    roles: roles.iter().map(|r| *r as i32).collect(),
+                },
+            ))
+            .await
+            .map(|r| r.into_inner().partner.unwrap())
+    }
+
+    /// Creates a contact of `partner_id` with `token`.
+    pub async fn create_contact_as(
+        &self,
+        token: &str,
+        contact: pb::Contact,
+    ) -> Result<pb::Contact, Status> {
+        self.client()
+            .await
+            .create_contact(authed(
+                token,
+                pb::CreateContactRequest {
+                    request_id: Uuid::now_v7().to_string(),
+                    contact: Some(contact),
+                },
+            ))
+            .await
+            .map(|r| r.into_inner().contact.unwrap())
+    }
+
+    /// Creates an address with `token`.
+    pub async fn create_address_as(
+        &self,
+        token: &str,
+        address: pb::Address,
+    ) -> Result<pb::Address, Status> {
+        self.client()
+            .await
+            .create_address(authed(
+                token,
+                pb::CreateAddressRequest {
+                    request_id: Uuid::now_v7().to_string(),
+                    address: Some(address),
+                },
+            ))
+            .await
+            .map(|r| r.into_inner().address.unwrap())
+    }
+
+    /// A second partner server on the same database with another key list, as a new
+    /// deployment during a key rotation would be. Returns its address; it stops with the test.
+    pub async fn spawn_replica(&mut self, field_encryption_keys: &str) -> SocketAddr {
+        let mut config = self.config.clone();
+        config.keys.field_encryption_keys = Keyring::parse(field_encryption_keys).unwrap();
+        let (addr, shutdown, server) = start(config).await;
+        wait_until_serving(addr).await;
+        // Keep the replica alive as long as the app.
+        std::mem::forget(shutdown);
+        drop(server);
+        addr
+    }
+
+    /// A superuser pool on the test database, for raw-row assertions.
+    pub async fn db(&self) -> sqlx::PgPool {
+        self.identity.db.admin_pool().await.unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// A client of the partner server at `addr`.
+pub async fn client_at(addr: SocketAddr) -> PartnerServiceClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    PartnerServiceClient::new(channel)
+}
+
+/// The configuration partner tests run with.
+pub fn test_config(identity: &Identity, field_encryption_keys: &str) -> Config {
+    Config {
+        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        database: DatabaseConfig {
+            database_url: SecretString::from(identity.db.url_as(SCHEMA.app_role)),
+            migration_database_url: None,
+            database_max_connections: 10,
+        },
+        auth: AuthConfig {
+            jwt_issuer: "logistics-identity".to_owned(),
+            jwt_audience: "logistics".to_owned(),
+            jwks_min_refresh_seconds: 0,
+        },
+        identity: IdentityClientConfig {
+            identity_url: identity.url(),
+            identity_tls_ca: None,
+            client_tls_cert: None,
+            client_tls_key: None,
+        },
+        tls: TlsConfig::default(),
+        log_format: LogFormat::Json,
+        keys: KeyConfig {
+            field_encryption_keys: Keyring::parse(field_encryption_keys).unwrap(),
+            blind_index_key: Key32([7; 32]),
+            page_token_key: Key32([9; 32]),
+        },
+        shutdown_grace_seconds: 5,
+    }
+}
+
+async fn start(
+    config: Config,
+) -> (
+    SocketAddr,
+    oneshot::Sender<()>,
+    JoinHandle<anyhow::Result<()>>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(app::run(config, listener, async {
+        let _ = rx.await;
+    }));
+    (addr, tx, server)
+}
+
+async fn wait_until_serving(addr: SocketAddr) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    for _ in 0..100 {
+        let status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().status);
+        if status.ok() == Some(ServingStatus::Serving as i32) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("partner never became SERVING");
+}
+
+/// A valid organisation in Germany with a tax id, for `create_partner`.
+pub fn acme(name: &str, tax_id: &str) -> pb::Partner {
+    pb::Partner {
+        kind: pb::PartnerKind::Organization as i32,
+        legal_name: format!("{name} GmbH"),
+        display_name: name.to_owned(),
+        tax_id: tax_id.to_owned(),
+        country_code: "DE".to_owned(),
+        default_currency_code: "EUR".to_owned(),
+        ..Default::default()
+    }
+}
+
+/// The fields named in the status's BadRequest details, in order.
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts the code of a failed call and returns its status.
+#[track_caller]
+pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Ok(value) => panic!("expected {code:?}, got Ok({value:?})"),
+        Err(status) => {
+            assert_eq!(status.code(), code, "unexpected status: {status:?}");
+            status
+        }
+    }
+}
