@@ -57,12 +57,16 @@ pub struct PartnerRow {
 }
 
 impl PartnerRow {
-    /// The roles this code knows.
+    /// The roles this code knows, in declaration order.
     pub fn roles(&self) -> Vec<PartnerRole> {
-        self.roles
+        let mut roles: Vec<PartnerRole> = self
+            .roles
             .iter()
             .filter_map(|r| PartnerRole::parse(r))
-            .collect()
+            .collect();
+        // Declaration order (supplier, customer, carrier), as the enum numbers them.
+        roles.sort();
+        roles
     }
 
     /// Whether the partner holds `role`.
