@@ -21,7 +21,8 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_ADDR = "127.0.0.1:50051"
+DEFAULT_IDENTITY = "127.0.0.1:50051"
+DEFAULT_PARTNER = "127.0.0.1:50052"
 
 
 def free_port() -> int:
@@ -46,12 +47,14 @@ class StackTest(unittest.TestCase):
     def setUpClass(cls):
         suffix = uuid.uuid4().hex[:10]
         cls.addr = f"127.0.0.1:{free_port()}"
+        cls.partner_addr = f"127.0.0.1:{free_port()}"
         cls.database = f"logistics_e2e_{suffix}"
         cls.env = dict(
             os.environ,
             STACK_DIR=str(REPO / ".local" / f"stack-e2e-{suffix}"),
             STACK_DATABASE=cls.database,
             IDENTITY_ADDR=cls.addr,
+            PARTNER_ADDR=cls.partner_addr,
         )
         done = subprocess.run(
             ["bash", str(REPO / "scripts" / "stack.sh"), "up"],
@@ -71,20 +74,31 @@ class StackTest(unittest.TestCase):
                        capture_output=True)
         subprocess.run(["rm", "-rf", cls.env["STACK_DIR"]])
 
+    def moved(self, line: str) -> str:
+        """A README line with the default addresses replaced by this test's."""
+        return line.replace(DEFAULT_IDENTITY, self.addr).replace(DEFAULT_PARTNER, self.partner_addr)
+
     def test_the_readme_calls_are_the_ones_the_stack_prints(self):
         printed = [line for line in self.stack_output.splitlines() if line.startswith(("source ", "TOKEN=", "grpcurl "))]
-        expected = [line.replace(DEFAULT_ADDR, self.addr) for line in readme_calls()]
+        expected = [self.moved(line) for line in readme_calls()]
         self.assertEqual(printed, expected)
 
-    def test_the_readme_calls_log_in_and_list_users(self):
-        script = "set -euo pipefail\n" + "\n".join(line.replace(DEFAULT_ADDR, self.addr) for line in readme_calls())
+    def test_the_readme_calls_log_in_list_users_and_create_a_partner_idempotently(self):
+        lines = [self.moved(line) for line in readme_calls()]
+        create = next(line for line in lines if "CreatePartner" in line)
+        # The CreatePartner call runs twice: its request_id makes the second a replay.
+        script = "set -euo pipefail\n" + "\n".join(lines + [create])
         done = subprocess.run(["bash", "-c", script], cwd=REPO, env=self.env, capture_output=True, text=True,
                               timeout=120)
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertIn('"email": "admin@demo.example"', done.stdout)
         self.assertIn("logistics.identity.v1.IdentityService", done.stdout)
+        self.assertIn('"displayName": "Acme Logistics"', done.stdout)
+        ids = re.findall(r'"id": "([0-9a-f-]+)",\s*"kind": "PARTNER_KIND_ORGANIZATION"', done.stdout)
+        self.assertEqual(len(ids), 3, done.stdout)  # created, listed, replayed
+        self.assertEqual(len(set(ids)), 1, "the replayed CreatePartner made a second partner")
 
-    def test_a_generated_python_client_logs_in_lists_users_and_reads_error_details(self):
+    def test_a_generated_python_client_logs_in_reads_error_details_and_creates_a_partner(self):
         import grpc
         from google.rpc import error_details_pb2
         from grpc_status import rpc_status
@@ -94,6 +108,8 @@ class StackTest(unittest.TestCase):
             sys.path.insert(0, out)
             try:
                 from logistics.identity.v1 import identity_pb2, identity_pb2_grpc, resources_pb2
+                from logistics.partner.v1 import partner_pb2, partner_pb2_grpc
+                from logistics.partner.v1 import resources_pb2 as partner_resources
             finally:
                 sys.path.remove(out)
 
@@ -128,6 +144,25 @@ class StackTest(unittest.TestCase):
                 with self.assertRaises(grpc.RpcError) as unauthenticated:
                     stub.ListUsers(identity_pb2.ListUsersRequest(), timeout=10)
                 self.assertEqual(unauthenticated.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+
+            with grpc.insecure_channel(self.partner_addr) as channel:
+                partners = partner_pb2_grpc.PartnerServiceStub(channel)
+                created = partners.CreatePartner(partner_pb2.CreatePartnerRequest(
+                    request_id=str(uuid.uuid4()),
+                    partner=partner_resources.Partner(
+                        kind=partner_resources.PARTNER_KIND_PERSON,
+                        legal_name="Grace Hopper", display_name="Grace Hopper",
+                        tax_id="US 123-45-6789", country_code="US", default_currency_code="USD",
+                    ),
+                    roles=[partner_resources.PARTNER_ROLE_SUPPLIER],
+                ), metadata=auth, timeout=10).partner
+                self.assertEqual(created.tax_id, "US123456789")
+                read = partners.GetPartner(partner_pb2.GetPartnerRequest(id=created.id), metadata=auth, timeout=10)
+                self.assertEqual(read.partner, created)
+                self.assertEqual(list(read.partner.roles), [partner_resources.PARTNER_ROLE_SUPPLIER])
+                found = partners.LookupPartnerByTaxId(partner_pb2.LookupPartnerByTaxIdRequest(
+                    country_code="US", tax_id="us123456789"), metadata=auth, timeout=10)
+                self.assertEqual(found.partner.id, created.id)
 
 
 if __name__ == "__main__":
