@@ -98,6 +98,26 @@ impl PageTokens {
         Ok(Some(body.c))
     }
 
+    /// Turns a fetch of up to `page_size + 1` rows into the page and its `next_page_token`:
+    /// the extra row only says that another page exists; the token continues after the last
+    /// row kept, at `cursor(last)`.
+    pub fn page<R, C: Serialize>(
+        &self,
+        query: &str,
+        mut rows: Vec<R>,
+        page_size: i64,
+        cursor: impl Fn(&R) -> C,
+    ) -> (Vec<R>, String) {
+        let keep = usize::try_from(page_size).unwrap_or(usize::MAX);
+        let has_more = rows.len() > keep;
+        rows.truncate(keep);
+        let next = match rows.last() {
+            Some(last) if has_more => self.encode(query, &cursor(last)),
+            _ => String::new(),
+        };
+        (rows, next)
+    }
+
     fn mac(&self, body: &[u8]) -> Vec<u8> {
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("any key length works");
         mac.update(body);
@@ -499,6 +519,16 @@ mod tests {
                 .is_err()
         );
         assert!(tokens.decode::<(String, i32)>("q", "garbage").is_err());
+    }
+
+    #[test]
+    fn a_page_keeps_page_size_rows_and_continues_after_the_last_one() {
+        let tokens = PageTokens::new([7; 32]);
+        let (rows, next) = tokens.page("q", vec![1, 2, 3], 2, |r| *r);
+        assert_eq!(rows, [1, 2]);
+        assert_eq!(tokens.decode::<i32>("q", &next).ok().flatten(), Some(2));
+        let (rows, next) = tokens.page("q", vec![1, 2], 2, |r| *r);
+        assert_eq!((rows, next), (vec![1, 2], String::new()));
     }
 
     #[test]

@@ -93,6 +93,55 @@ pub async fn database(
     )
 }
 
+/// The schema subcommands every service binary offers, flattened into its own command enum.
+#[derive(Debug, clap::Subcommand)]
+pub enum SchemaCommand {
+    /// Apply migrations as the schema owner.
+    Migrate {
+        /// Owner role connection URL.
+        #[arg(long, env = "MIGRATION_DATABASE_URL", hide_env_values = true)]
+        migration_database_url: secrecy::SecretString,
+    },
+    /// Create the schema and its owner and runtime roles (needs a superuser or CREATEROLE URL).
+    Provision {
+        /// Administrator connection URL to the target database.
+        #[arg(long, env = "ADMIN_DATABASE_URL", hide_env_values = true)]
+        admin_database_url: secrecy::SecretString,
+        /// Password to set for the owner role.
+        #[arg(long, env = "OWNER_PASSWORD", hide_env_values = true)]
+        owner_password: Option<secrecy::SecretString>,
+        /// Password to set for the runtime role.
+        #[arg(long, env = "APP_PASSWORD", hide_env_values = true)]
+        app_password: Option<secrecy::SecretString>,
+    },
+}
+
+impl SchemaCommand {
+    /// Runs the command for `schema` with `migrator`.
+    pub async fn run(
+        self,
+        schema: &SchemaSpec,
+        migrator: &sqlx::migrate::Migrator,
+    ) -> anyhow::Result<()> {
+        match self {
+            SchemaCommand::Migrate {
+                migration_database_url,
+            } => db::migrate(expose(&migration_database_url), schema.schema, migrator).await,
+            SchemaCommand::Provision {
+                admin_database_url,
+                owner_password,
+                app_password,
+            } => {
+                let passwords = db::RolePasswords {
+                    owner: owner_password,
+                    app: app_password,
+                };
+                db::provision(expose(&admin_database_url), schema, &passwords).await
+            }
+        }
+    }
+}
+
 /// One service's serving parameters.
 pub struct Serving {
     /// The fully qualified gRPC service name, for health.

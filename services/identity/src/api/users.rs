@@ -180,16 +180,11 @@ pub async fn list_users(
         limit: page_size + 1,
     };
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    let mut rows = users::list(&mut tx, &query).await?;
+    let rows = users::list(&mut tx, &query).await?;
     tx.commit().await?;
-    let has_more = rows.len() as i64 > page_size;
-    rows.truncate(page_size as usize);
-    let next_page_token = match rows.last() {
-        Some(last) if has_more => state
-            .page_tokens
-            .encode(&listing, &users::cursor_after(last, order)),
-        _ => String::new(),
-    };
+    let (rows, next_page_token) = state.page_tokens.page(&listing, rows, page_size, |last| {
+        users::cursor_after(last, order)
+    });
     Ok(pb::ListUsersResponse {
         users: rows.iter().map(convert::user).collect(),
         next_page_token,
