@@ -19,6 +19,9 @@ pub struct SchemaSpec {
     pub owner_role: &'static str,
     /// Role the service runs as: no ownership, no BYPASSRLS, rights on its own schema only.
     pub app_role: &'static str,
+    /// Extensions the migrations need (`btree_gist`), created by `provision` because creating
+    /// an extension takes more rights than the owner role has.
+    pub extensions: &'static [&'static str],
 }
 
 impl SchemaSpec {
@@ -32,7 +35,13 @@ impl SchemaSpec {
             schema,
             owner_role,
             app_role,
+            extensions: &[],
         }
+    }
+
+    /// The same with `extensions` created at provisioning.
+    pub const fn with_extensions(self, extensions: &'static [&'static str]) -> Self {
+        Self { extensions, ..self }
     }
 }
 
@@ -53,7 +62,10 @@ pub async fn provision(
     spec: &SchemaSpec,
     passwords: &RolePasswords,
 ) -> anyhow::Result<()> {
-    for name in [spec.schema, spec.owner_role, spec.app_role] {
+    for name in [spec.schema, spec.owner_role, spec.app_role]
+        .into_iter()
+        .chain(spec.extensions.iter().copied())
+    {
         anyhow::ensure!(
             is_identifier(name),
             "{name:?} is not a plain SQL identifier"
@@ -106,6 +118,9 @@ pub async fn provision(
             .execute(&mut conn)
             .await?;
     }
+    for extension in spec.extensions {
+        create_extension(&mut conn, extension).await?;
+    }
     Ok(())
 }
 
@@ -151,9 +166,33 @@ async fn create_roles(
     Ok(())
 }
 
+/// Creates `extension` in `public`, retrying when another database's provisioning races on it.
+async fn create_extension(conn: &mut sqlx::PgConnection, extension: &str) -> anyhow::Result<()> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let created = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE EXTENSION IF NOT EXISTS {extension} WITH SCHEMA public"
+        )))
+        .execute(&mut *conn)
+        .await;
+        match created {
+            Ok(_) => return Ok(()),
+            Err(err) if attempt < 10 && is_catalog_race_sqlx(&err) => {
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            Err(err) => return Err(err).with_context(|| format!("creating extension {extension}")),
+        }
+    }
+}
+
 fn is_catalog_race(err: &anyhow::Error) -> bool {
     err.downcast_ref::<sqlx::Error>()
-        .and_then(|e| e.as_database_error())
+        .is_some_and(is_catalog_race_sqlx)
+}
+
+fn is_catalog_race_sqlx(err: &sqlx::Error) -> bool {
+    err.as_database_error()
         .and_then(|e| e.code())
         .is_some_and(|code| {
             matches!(

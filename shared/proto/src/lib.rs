@@ -10,7 +10,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 /// `logistics.type.*`: value types every package shares. Named `r#type` because generated
 /// code refers to it by the package name.
 pub mod r#type {
-    /// `logistics.type.v1`: money.
+    /// `logistics.type.v1`: money, exact decimals, time windows.
     #[allow(clippy::all, missing_docs)]
     pub mod v1 {
         tonic::include_proto!("logistics.r#type.v1");
@@ -32,5 +32,14 @@ pub mod identity {
     #[allow(clippy::all, missing_docs)]
     pub mod v1 {
         tonic::include_proto!("logistics.identity.v1");
+    }
+}
+
+/// `logistics.fleet.*`
+pub mod fleet {
+    /// `logistics.fleet.v1`: trucks, drivers, maintenance records and assignments.
+    #[allow(clippy::all, missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("logistics.fleet.v1");
     }
 }
