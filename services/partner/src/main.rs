@@ -103,8 +103,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let sealer = Sealer::new(keys.field_encryption_keys, keys.blind_index_key.0);
             let done = rotation::run(&pool, &sealer, batch_size).await?;
             println!(
-                "resealed tax_ids={} contacts={}",
-                done.tax_ids, done.contacts
+                "resealed tax_ids={} contacts={} responses={}",
+                done.tax_ids, done.contacts, done.responses
             );
             Ok(())
         }

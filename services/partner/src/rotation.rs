@@ -1,7 +1,9 @@
 //! Key rotation for personal data: re-seals every ciphertext sealed with another key than the
-//! keyring's active one, in batches of its own transactions (`FOR UPDATE SKIP LOCKED`), while
-//! the service keeps serving with both keys configured. Values, versions and `updated_at` stay
-//! as they were; only the ciphertexts change.
+//! keyring's active one (tax ids, contact e-mails and phones, stored Create responses), in
+//! batches of their own transactions, while the service keeps serving with both keys
+//! configured. Rows are locked `FOR NO KEY UPDATE` and never skipped: a row another transaction
+//! holds is waited for, so "nothing left" means nothing left. Values, versions and `updated_at`
+//! stay as they were; only the ciphertexts change.
 //!
 //! Procedure: put the new key first in FIELD_ENCRYPTION_KEYS and keep the old one after it,
 //! deploy, run `partner rotate-keys`, and remove the old key once it reports nothing left.
@@ -10,7 +12,7 @@ use logistics_platform::context::DbContext;
 use sqlx::PgPool;
 
 use crate::sealing::{Column, Sealer};
-use crate::store::{contacts, partners};
+use crate::store::{self, contacts, partners};
 
 /// What a rotation run changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +21,8 @@ pub struct Rotated {
     pub tax_ids: u64,
     /// Contacts whose e-mail and/or phone were re-sealed.
     pub contacts: u64,
+    /// Stored Create responses (idempotent replays) re-sealed.
+    pub responses: u64,
 }
 
 /// Re-seals everything not sealed with the active key, `batch` rows per transaction.
@@ -70,6 +74,29 @@ pub async fn run(pool: &PgPool, sealer: &Sealer, batch: i64) -> anyhow::Result<R
             break;
         }
     }
-    tracing::info!(tax_ids = done.tax_ids, contacts = done.contacts, key_id = %active, "personal data re-sealed");
+    loop {
+        let mut tx = DbContext::system(None).begin(pool).await?;
+        let rows = store::stale_responses(&mut tx, &active, batch).await?;
+        for (tenant_id, method, request_id, sealed) in &rows {
+            if let Some(resealed) =
+                sealer.reseal_response(*tenant_id, method, *request_id, sealed)?
+            {
+                store::store_resealed_response(&mut tx, *tenant_id, method, *request_id, &resealed)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        done.responses += rows.len() as u64;
+        if (rows.len() as i64) < batch {
+            break;
+        }
+    }
+    tracing::info!(
+        tax_ids = done.tax_ids,
+        contacts = done.contacts,
+        responses = done.responses,
+        key_id = %active,
+        "personal data re-sealed"
+    );
     Ok(done)
 }

@@ -440,7 +440,10 @@ async fn undeleting_a_contact_restores_it_to_get_and_list() {
     assert_eq!(stored.version, 3);
 
     // A live contact cannot be undeleted again.
-    expect_code(api.undelete(&created.id, "").await, Code::Aborted);
+    expect_code(
+        api.undelete(&created.id, "").await,
+        Code::FailedPrecondition,
+    );
 }
 
 // Idempotency -----------------------------------------------------------------------------------
@@ -501,7 +504,6 @@ async fn the_same_request_id_with_another_contact_is_invalid_and_writes_nothing(
 }
 
 #[tokio::test]
-#[ignore = "BUG: CreateContact leaves e-mail and phone out of the request fingerprint, so a reused request_id with another e-mail or phone replays the first contact instead of INVALID_ARGUMENT"]
 async fn the_same_request_id_with_another_email_or_phone_is_invalid() {
     let app = TestApp::spawn().await;
     let partner_id = partner(&app, "Acme").await;
@@ -1026,7 +1028,6 @@ async fn email_and_phone_are_sealed_at_rest() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: CreateContact stores its whole response, with e-mail and phone in plain text, in partner.idempotency_keys.response"]
 async fn an_idempotent_create_keeps_no_plaintext_email_or_phone_in_its_claim() {
     let app = TestApp::spawn().await;
     let partner_id = partner(&app, "Acme").await;
@@ -1478,7 +1479,6 @@ async fn a_contact_cannot_be_added_to_a_deleted_partner() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: GetContact reads the contact without looking at its partner, so a contact of a soft-deleted partner is answered as live"]
 async fn a_contact_of_a_deleted_partner_is_not_found() {
     let app = TestApp::spawn().await;
     let partner_id = partner(&app, "Acme").await;
@@ -1490,7 +1490,6 @@ async fn a_contact_of_a_deleted_partner_is_not_found() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: UpdateContact and DeleteContact check only the contact's own deleted_at, so a contact of a soft-deleted partner can still be changed"]
 async fn a_contact_of_a_deleted_partner_cannot_be_changed() {
     let app = TestApp::spawn().await;
     let partner_id = partner(&app, "Acme").await;
@@ -1589,7 +1588,6 @@ async fn a_customer_user_sees_and_manages_only_its_own_partners_contacts() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: CreateContact answers a replayed request_id before it looks at the partner, so a user confined to one partner gets another partner's contact (with e-mail and phone) back"]
 async fn a_replayed_request_id_answers_only_a_caller_who_may_see_the_contact() {
     let app = TestApp::spawn().await;
     let acme_id = partner(&app, "Acme").await;

@@ -463,6 +463,52 @@ impl Idempotency {
         }
     }
 
+    /// [`Idempotency::replay`] for Create calls whose responses carry personal data: the
+    /// stored response is sealed (see [`Idempotency::record_sealed`]) and opened here.
+    pub async fn replay_sealed<R: prost::Message + Default>(
+        &self,
+        tx: &mut crate::context::Tx,
+        sealer: &crate::sealing::Sealer,
+        tenant_id: Uuid,
+        method: &str,
+        request_id: Option<Uuid>,
+        request_hash: &[u8],
+    ) -> Result<Option<R>, Error> {
+        let Some(request_id) = request_id else {
+            return Ok(None);
+        };
+        match self.claim(tx, method, request_id, request_hash).await? {
+            Claim::New => Ok(None),
+            Claim::Replay(sealed) => {
+                let bytes = sealer.open_response(tenant_id, method, request_id, &sealed)?;
+                R::decode(bytes.as_slice())
+                    .map(Some)
+                    .map_err(|e| Error::Internal(e.into()))
+            }
+        }
+    }
+
+    /// [`Idempotency::record`] with the response sealed, so no personal data it carries is
+    /// stored in plain text.
+    pub async fn record_sealed<R: prost::Message>(
+        &self,
+        tx: &mut crate::context::Tx,
+        sealer: &crate::sealing::Sealer,
+        tenant_id: Uuid,
+        method: &str,
+        request_id: Option<Uuid>,
+        response: &R,
+    ) -> Result<(), Error> {
+        match request_id {
+            Some(request_id) => {
+                let sealed =
+                    sealer.seal_response(tenant_id, method, request_id, &response.encode_to_vec());
+                self.complete(tx, method, request_id, &sealed).await
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Stores the answer of a [`Claim::New`] in the same transaction as the effect.
     pub async fn complete(
         &self,

@@ -186,10 +186,15 @@ impl BlindIndex {
     /// The index of `value` in `domain` (e.g. `partner.tax_id`), so equal values in different
     /// columns do not share an index.
     pub fn compute(&self, domain: &str, value: &str) -> Vec<u8> {
+        self.compute_bytes(domain, value.as_bytes())
+    }
+
+    /// The index of arbitrary bytes in `domain`.
+    pub fn compute_bytes(&self, domain: &str, value: &[u8]) -> Vec<u8> {
         let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
         mac.update(domain.as_bytes());
         mac.update(&[0]);
-        mac.update(value.as_bytes());
+        mac.update(value);
         mac.finalize().into_bytes().to_vec()
     }
 }

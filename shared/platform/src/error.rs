@@ -194,6 +194,26 @@ impl Error {
         }
     }
 
+    /// After a conditional write of a live row (`expect_live`) or of a deleted one (undelete)
+    /// matched nothing, given what the row is now (`Some(is_live)`, or `None` when this caller
+    /// cannot see it): NOT_FOUND when it is gone, or deleted for a write of live rows; ABORTED
+    /// when only its version moved on; FAILED_PRECONDITION `NOT_DELETED` when undeleting a live
+    /// row.
+    pub fn missed_write(now_live: Option<bool>, expect_live: bool, resource: Resource) -> Self {
+        match now_live {
+            None => Self::NotFound(resource),
+            Some(live) if live == expect_live => Self::Aborted(Conflict::StaleEtag),
+            // Deleted, where a live row was expected.
+            Some(false) => Self::NotFound(resource),
+            // Live, where a deleted row was expected.
+            Some(true) => Self::precondition(
+                "NOT_DELETED",
+                resource.name,
+                "only a deleted resource can be undeleted",
+            ),
+        }
+    }
+
     /// The gRPC code of this error.
     pub fn code(&self) -> Code {
         match self {
@@ -437,6 +457,29 @@ mod tests {
         assert_eq!(
             Error::from_db(sqlx::Error::Io(io)).code(),
             Code::Unavailable
+        );
+    }
+
+    #[test]
+    fn a_missed_write_tells_gone_from_stale_from_not_deleted() {
+        let r = || Resource::new("t.v1.Thing", "1");
+        assert_eq!(Error::missed_write(None, true, r()).code(), Code::NotFound);
+        assert_eq!(Error::missed_write(None, false, r()).code(), Code::NotFound);
+        assert_eq!(
+            Error::missed_write(Some(false), true, r()).code(),
+            Code::NotFound
+        );
+        assert_eq!(
+            Error::missed_write(Some(true), true, r()).code(),
+            Code::Aborted
+        );
+        assert_eq!(
+            Error::missed_write(Some(false), false, r()).code(),
+            Code::Aborted
+        );
+        assert_eq!(
+            Error::missed_write(Some(true), false, r()).code(),
+            Code::FailedPrecondition
         );
     }
 

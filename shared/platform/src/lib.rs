@@ -7,6 +7,7 @@
 //! - [`context`]: the row-level-security context every transaction starts with;
 //! - [`aip`]: page tokens, filters, order_by, etags, field masks, idempotency;
 //! - [`crypto`]: field encryption with rotating keys and blind indexes;
+//! - [`sealing`]: personal data sealed per tenant, column and row, and sealed idempotent replies;
 //! - [`fields`]: e-mail, names, country and currency codes, phone numbers, coordinates, money;
 //! - [`config`] and [`db`]: configuration pieces, provisioning, migrations, pools;
 //! - [`service`]: the start-up every service's `app::run` shares.
@@ -20,6 +21,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod fields;
+pub mod sealing;
 pub mod server;
 pub mod service;
 pub mod telemetry;

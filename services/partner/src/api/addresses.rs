@@ -192,13 +192,14 @@ pub async fn create_address(
     let fingerprint = aip::request_fingerprint(&prost::Message::encode_to_vec(&request));
 
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
+    // Before any replay: a caller confined to one partner gets nothing of another's.
+    partners::get_live(&mut tx, partner_id).await?;
     if let Some(first) = IDEMPOTENCY
         .replay(&mut tx, CREATE_ADDRESS, request_id, &fingerprint)
         .await?
     {
         return Ok(first);
     }
-    partners::get_live(&mut tx, partner_id).await?;
     let id = Uuid::now_v7();
     if fields.default {
         store::demote_default(&mut tx, partner_id, fields.kind, id).await?;
@@ -269,9 +270,8 @@ pub async fn list_addresses(
     );
     let after: Option<store::Cursor> = state.page_tokens.decode(&listing, &request.page_token)?;
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    if partners::get(&mut tx, partner_id, true).await?.is_none() {
-        return Err(Error::NotFound(Resource::new(partners::KIND, partner_id)));
-    }
+    // A deleted partner's children are hidden with it.
+    partners::get_live(&mut tx, partner_id).await?;
     let mut rows = store::list(
         &mut tx,
         partner_id,

@@ -77,22 +77,27 @@ pub async fn create_contact(
         phone,
         primary: c.primary,
     };
-    // Personal data stays out of the stored fingerprint.
-    let mut fingerprint_source = request;
-    if let Some(c) = fingerprint_source.contact.as_mut() {
-        c.email.clear();
-        c.phone.clear();
-    }
-    let fingerprint = aip::request_fingerprint(&fingerprint_source.encode_to_vec());
+    // Keyed, so the e-mail and phone count without a guessable hash of them being stored.
+    let fingerprint = state
+        .sealer
+        .request_fingerprint(CREATE_CONTACT, &request.encode_to_vec());
 
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
+    // Before any replay: a caller confined to one partner gets nothing of another's.
+    partners::get_live(&mut tx, partner_id).await?;
     if let Some(first) = IDEMPOTENCY
-        .replay(&mut tx, CREATE_CONTACT, request_id, &fingerprint)
+        .replay_sealed(
+            &mut tx,
+            &state.sealer,
+            caller.tenant_id,
+            CREATE_CONTACT,
+            request_id,
+            &fingerprint,
+        )
         .await?
     {
         return Ok(first);
     }
-    partners::get_live(&mut tx, partner_id).await?;
     let id = Uuid::now_v7();
     if fields.primary {
         store::demote_primary(&mut tx, partner_id, id).await?;
@@ -108,7 +113,14 @@ pub async fn create_contact(
         contact: Some(convert::contact(&state.sealer, &row)?),
     };
     IDEMPOTENCY
-        .record(&mut tx, CREATE_CONTACT, request_id, &response)
+        .record_sealed(
+            &mut tx,
+            &state.sealer,
+            caller.tenant_id,
+            CREATE_CONTACT,
+            request_id,
+            &response,
+        )
         .await?;
     tx.commit().await?;
     Ok(response)
@@ -150,9 +162,8 @@ pub async fn list_contacts(
     let listing = format!("contacts|{partner_id}|{}", request.show_deleted);
     let after: Option<store::Cursor> = state.page_tokens.decode(&listing, &request.page_token)?;
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    if partners::get(&mut tx, partner_id, true).await?.is_none() {
-        return Err(Error::NotFound(Resource::new(partners::KIND, partner_id)));
-    }
+    // A deleted partner's children are hidden with it.
+    partners::get_live(&mut tx, partner_id).await?;
     let mut rows = store::list(
         &mut tx,
         partner_id,

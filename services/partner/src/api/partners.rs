@@ -34,16 +34,21 @@ pub async fn create_partner(
 ) -> Result<pb::CreatePartnerResponse, Error> {
     caller.require(Permission::PartnersWrite)?;
     let (request_id, new) = parse_new_partner(&request)?;
-    // The fingerprint leaves the tax id out: a stored hash of it would be guessable.
-    let mut fingerprint_source = request.clone();
-    if let Some(p) = fingerprint_source.partner.as_mut() {
-        p.tax_id.clear();
-    }
-    let fingerprint = aip::request_fingerprint(&fingerprint_source.encode_to_vec());
+    // Keyed, so the tax id counts without a guessable hash of it being stored.
+    let fingerprint = state
+        .sealer
+        .request_fingerprint(CREATE_PARTNER, &request.encode_to_vec());
 
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
     if let Some(first) = IDEMPOTENCY
-        .replay(&mut tx, CREATE_PARTNER, request_id, &fingerprint)
+        .replay_sealed(
+            &mut tx,
+            &state.sealer,
+            caller.tenant_id,
+            CREATE_PARTNER,
+            request_id,
+            &fingerprint,
+        )
         .await?
     {
         return Ok(first);
@@ -60,7 +65,14 @@ pub async fn create_partner(
         partner: Some(convert::partner(&state.sealer, &row)?),
     };
     IDEMPOTENCY
-        .record(&mut tx, CREATE_PARTNER, request_id, &response)
+        .record_sealed(
+            &mut tx,
+            &state.sealer,
+            caller.tenant_id,
+            CREATE_PARTNER,
+            request_id,
+            &response,
+        )
         .await?;
     tx.commit().await?;
     tracing::info!(partner_id = %id, "partner created");
@@ -78,7 +90,7 @@ fn seal_tax_id(
         ciphertext: state
             .sealer
             .seal(Column::PartnerTaxId, tenant_id, partner_id, tax_id.as_str()),
-        index: state.sealer.tax_id_index(country, tax_id.as_str()),
+        index: crate::sealing::tax_id_index(&state.sealer, country, tax_id.as_str()),
     }
 }
 
@@ -344,10 +356,15 @@ pub async fn update_partner(
                     state
                         .sealer
                         .open(Column::PartnerTaxId, current.tenant_id, id, ciphertext)?;
-                Some(Some(SealedTaxId {
-                    ciphertext: ciphertext.clone(),
-                    index: state.sealer.tax_id_index(&country, &plain),
-                }))
+                // Sealed afresh, with the active key: writing back the ciphertext read above
+                // could undo a re-seal that a key rotation committed in between.
+                Some(Some(seal_tax_id(
+                    state,
+                    caller.tenant_id,
+                    id,
+                    &country,
+                    &TaxId::from_stored(plain),
+                )))
             }
             None => None,
         },
@@ -469,7 +486,7 @@ pub async fn lookup_partner_by_tax_id(
             "parsed fields missing without violations"
         )));
     };
-    let index = state.sealer.tax_id_index(country.as_str(), tax_id.as_str());
+    let index = crate::sealing::tax_id_index(&state.sealer, country.as_str(), tax_id.as_str());
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
     let row = partners::find_by_tax_index(&mut tx, country.as_str(), &index).await?;
     tx.commit().await?;

@@ -88,6 +88,11 @@ impl TaxId {
         }
     }
 
+    /// A tax id opened from storage, where only normalised ids are ever sealed.
+    pub fn from_stored(normalised: String) -> Self {
+        Self(normalised)
+    }
+
     /// The normalised id.
     pub fn as_str(&self) -> &str {
         &self.0

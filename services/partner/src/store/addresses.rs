@@ -62,6 +62,10 @@ pub struct AddressRow {
     pub deleted_at: Option<OffsetDateTime>,
 }
 
+/// Addresses of a deleted partner are hidden with it.
+const OF_LIVE_PARTNER: &str = "EXISTS (SELECT 1 FROM partner.partners p \
+    WHERE p.tenant_id = addresses.tenant_id AND p.id = addresses.partner_id AND p.deleted_at IS NULL)";
+
 const SELECT: &str = "SELECT id, partner_id, kind, line1, line2, city, region, postal_code, country_code, \
     latitude, longitude, is_default, created_at, updated_at, version, deleted_at FROM partner.addresses";
 
@@ -123,7 +127,8 @@ pub async fn get(
     id: Uuid,
     include_deleted: bool,
 ) -> Result<Option<AddressRow>, Error> {
-    let sql = format!("{SELECT} WHERE id = $1 AND ($2 OR deleted_at IS NULL)");
+    let sql =
+        format!("{SELECT} WHERE id = $1 AND ($2 OR deleted_at IS NULL) AND {OF_LIVE_PARTNER}");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(include_deleted)
@@ -142,7 +147,10 @@ pub async fn update(
         "UPDATE partner.addresses SET kind = $3, line1 = $4, line2 = $5, city = $6, region = $7, \
              postal_code = $8, country_code = $9, latitude = $10, longitude = $11, is_default = $12, \
              version = version + 1 \
-         WHERE id = $1 AND deleted_at IS NULL AND ($2::int IS NULL OR version = $2) RETURNING id",
+         WHERE id = $1 AND deleted_at IS NULL AND ($2::int IS NULL OR version = $2) \
+           AND EXISTS (SELECT 1 FROM partner.partners p WHERE p.tenant_id = addresses.tenant_id \
+                       AND p.id = addresses.partner_id AND p.deleted_at IS NULL) \
+         RETURNING id",
     )
     .bind(id)
     .bind(expected_version)
@@ -159,7 +167,7 @@ pub async fn update(
     .fetch_optional(&mut **tx)
     .await
     .map_err(write_error)?;
-    after_write(tx, id, updated, false).await
+    after_write(tx, id, updated, true).await
 }
 
 /// Soft-deletes (`deleted` true) or restores an address at `expected_version`.
@@ -176,7 +184,10 @@ pub async fn set_deleted(
                  WHERE o.tenant_id = a.tenant_id AND o.partner_id = a.partner_id AND o.kind = a.kind \
                    AND o.id <> a.id AND o.is_default AND o.deleted_at IS NULL)), \
              version = a.version + 1 \
-         WHERE a.id = $1 AND (a.deleted_at IS NULL) = $3 AND ($2::int IS NULL OR a.version = $2) RETURNING a.id",
+         WHERE a.id = $1 AND (a.deleted_at IS NULL) = $3 AND ($2::int IS NULL OR a.version = $2) \
+           AND EXISTS (SELECT 1 FROM partner.partners p WHERE p.tenant_id = a.tenant_id \
+                       AND p.id = a.partner_id AND p.deleted_at IS NULL) \
+         RETURNING a.id",
     )
     .bind(id)
     .bind(expected_version)
@@ -184,21 +195,24 @@ pub async fn set_deleted(
     .fetch_optional(&mut **tx)
     .await
     .map_err(write_error)?;
-    after_write(tx, id, updated, true).await
+    // Deleting expects a live row, restoring a deleted one.
+    after_write(tx, id, updated, deleted).await
 }
 
+/// The row after a conditional write of a live (`expect_live`) or deleted row, or why the
+/// write matched nothing (see [`Error::missed_write`]).
 async fn after_write(
     tx: &mut Tx,
     id: Uuid,
     updated: Option<Uuid>,
-    include_deleted: bool,
+    expect_live: bool,
 ) -> Result<AddressRow, Error> {
+    let now = get(tx, id, true).await?;
     match updated {
-        Some(id) => get(tx, id, include_deleted)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("written address vanished").into()),
-        None => Err(Error::missing_or_stale(
-            get(tx, id, true).await?.is_some(),
+        Some(_) => now.ok_or_else(|| anyhow::anyhow!("written address vanished").into()),
+        None => Err(Error::missed_write(
+            now.map(|row| row.deleted_at.is_none()),
+            expect_live,
             Resource::new(KIND, id),
         )),
     }

@@ -54,6 +54,10 @@ pub struct ContactRow {
     pub deleted_at: Option<OffsetDateTime>,
 }
 
+/// Contacts of a deleted partner are hidden with it.
+const OF_LIVE_PARTNER: &str = "EXISTS (SELECT 1 FROM partner.partners p \
+    WHERE p.tenant_id = contacts.tenant_id AND p.id = contacts.partner_id AND p.deleted_at IS NULL)";
+
 const SELECT: &str = "SELECT tenant_id, id, partner_id, name, job_title, email_ciphertext, phone_ciphertext, \
     is_primary, lower(name) AS name_key, created_at, updated_at, version, deleted_at FROM partner.contacts";
 
@@ -118,7 +122,8 @@ pub async fn get(
     id: Uuid,
     include_deleted: bool,
 ) -> Result<Option<ContactRow>, Error> {
-    let sql = format!("{SELECT} WHERE id = $1 AND ($2 OR deleted_at IS NULL)");
+    let sql =
+        format!("{SELECT} WHERE id = $1 AND ($2 OR deleted_at IS NULL) AND {OF_LIVE_PARTNER}");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(include_deleted)
@@ -136,7 +141,10 @@ pub async fn update(
     let updated: Option<Uuid> = sqlx::query_scalar(
         "UPDATE partner.contacts SET name = $3, job_title = $4, email_ciphertext = $5, \
              phone_ciphertext = $6, is_primary = $7, version = version + 1 \
-         WHERE id = $1 AND deleted_at IS NULL AND ($2::int IS NULL OR version = $2) RETURNING id",
+         WHERE id = $1 AND deleted_at IS NULL AND ($2::int IS NULL OR version = $2) \
+           AND EXISTS (SELECT 1 FROM partner.partners p WHERE p.tenant_id = contacts.tenant_id \
+                       AND p.id = contacts.partner_id AND p.deleted_at IS NULL) \
+         RETURNING id",
     )
     .bind(id)
     .bind(expected_version)
@@ -148,7 +156,7 @@ pub async fn update(
     .fetch_optional(&mut **tx)
     .await
     .map_err(write_error)?;
-    after_write(tx, id, updated, false).await
+    after_write(tx, id, updated, true).await
 }
 
 /// Soft-deletes (`deleted` true) or restores a contact at `expected_version`.
@@ -165,7 +173,10 @@ pub async fn set_deleted(
                  WHERE o.tenant_id = c.tenant_id AND o.partner_id = c.partner_id AND o.id <> c.id \
                    AND o.is_primary AND o.deleted_at IS NULL)), \
              version = c.version + 1 \
-         WHERE c.id = $1 AND (c.deleted_at IS NULL) = $3 AND ($2::int IS NULL OR c.version = $2) RETURNING c.id",
+         WHERE c.id = $1 AND (c.deleted_at IS NULL) = $3 AND ($2::int IS NULL OR c.version = $2) \
+           AND EXISTS (SELECT 1 FROM partner.partners p WHERE p.tenant_id = c.tenant_id \
+                       AND p.id = c.partner_id AND p.deleted_at IS NULL) \
+         RETURNING c.id",
     )
     .bind(id)
     .bind(expected_version)
@@ -173,21 +184,24 @@ pub async fn set_deleted(
     .fetch_optional(&mut **tx)
     .await
     .map_err(write_error)?;
-    after_write(tx, id, updated, true).await
+    // Deleting expects a live row, restoring a deleted one.
+    after_write(tx, id, updated, deleted).await
 }
 
+/// The row after a conditional write of a live (`expect_live`) or deleted row, or why the
+/// write matched nothing (see [`Error::missed_write`]).
 async fn after_write(
     tx: &mut Tx,
     id: Uuid,
     updated: Option<Uuid>,
-    include_deleted: bool,
+    expect_live: bool,
 ) -> Result<ContactRow, Error> {
+    let now = get(tx, id, true).await?;
     match updated {
-        Some(id) => get(tx, id, include_deleted)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("written contact vanished").into()),
-        None => Err(Error::missing_or_stale(
-            get(tx, id, true).await?.is_some(),
+        Some(_) => now.ok_or_else(|| anyhow::anyhow!("written contact vanished").into()),
+        None => Err(Error::missed_write(
+            now.map(|row| row.deleted_at.is_none()),
+            expect_live,
             Resource::new(KIND, id),
         )),
     }
@@ -237,7 +251,7 @@ pub async fn stale_ciphertexts(
     Ok(sqlx::query_as(
         "SELECT tenant_id, id, email_ciphertext, phone_ciphertext FROM partner.contacts \
          WHERE partner.sealed_key_id(email_ciphertext) <> $1 OR partner.sealed_key_id(phone_ciphertext) <> $1 \
-         ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+         ORDER BY tenant_id, id LIMIT $2 FOR NO KEY UPDATE",
     )
     .bind(active_key_id)
     .bind(limit)

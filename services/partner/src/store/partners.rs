@@ -228,7 +228,7 @@ pub async fn update(
     .fetch_optional(&mut **tx)
     .await
     .map_err(|e| Error::from_db_with(e, UNIQUE))?;
-    after_write(tx, id, updated, false).await
+    after_write(tx, id, updated, true).await
 }
 
 /// Soft-deletes a live partner.
@@ -273,22 +273,23 @@ pub async fn undelete(
             "the partner is not deleted",
         ));
     }
-    after_write(tx, id, updated, true).await
+    after_write(tx, id, updated, false).await
 }
 
-/// The row after a conditional write, or NOT_FOUND / ABORTED.
+/// The row after a conditional write of a live (`expect_live`) or deleted row, or why the
+/// write matched nothing (see [`Error::missed_write`]).
 async fn after_write(
     tx: &mut Tx,
     id: Uuid,
     updated: Option<Uuid>,
-    include_deleted: bool,
+    expect_live: bool,
 ) -> Result<PartnerRow, Error> {
+    let now = get(tx, id, true).await?;
     match updated {
-        Some(id) => get(tx, id, include_deleted)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("written partner vanished").into()),
-        None => Err(Error::missing_or_stale(
-            get(tx, id, true).await?.is_some(),
+        Some(_) => now.ok_or_else(|| anyhow::anyhow!("written partner vanished").into()),
+        None => Err(Error::missed_write(
+            now.map(|row| row.deleted_at.is_none()),
+            expect_live,
             Resource::new(KIND, id),
         )),
     }
@@ -360,7 +361,7 @@ pub async fn stale_tax_ids(
     Ok(sqlx::query_as(
         "SELECT tenant_id, id, tax_id_ciphertext FROM partner.partners \
          WHERE partner.sealed_key_id(tax_id_ciphertext) <> $1 \
-         ORDER BY tenant_id, id LIMIT $2 FOR UPDATE SKIP LOCKED",
+         ORDER BY tenant_id, id LIMIT $2 FOR NO KEY UPDATE",
     )
     .bind(active_key_id)
     .bind(limit)
