@@ -1202,7 +1202,6 @@ async fn order_by_sorts_by_display_name_or_creation_in_either_direction() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: order_by create_time sorts by the UUIDv7 id, which concurrent creates take out of create_time order"]
 async fn create_time_order_follows_the_create_times_of_concurrent_creates() {
     let app = Arc::new(TestApp::spawn().await);
     futures::stream::iter(0..40)
@@ -1306,9 +1305,16 @@ async fn keyset_pages_list_every_partner_exactly_once_while_others_are_inserted(
         .await;
         check(&listed, order_by);
         let mut keys: Vec<(String, Uuid)> = if order_by.starts_with("create_time") {
+            // create_time, then id.
             listed
                 .iter()
-                .map(|p| (String::new(), Uuid::parse_str(&p.id).unwrap()))
+                .map(|p| {
+                    let at = p.create_time.unwrap();
+                    (
+                        format!("{:020}{:09}", at.seconds, at.nanos),
+                        Uuid::parse_str(&p.id).unwrap(),
+                    )
+                })
                 .collect()
         } else {
             name_keys(&listed)

@@ -1078,7 +1078,6 @@ async fn deleting_a_customer_profile_without_an_etag_frees_the_customer_role() {
 // Concurrency ------------------------------------------------------------------------------------
 
 #[tokio::test]
-#[ignore = "BUG: concurrent first writes with allow_missing race on the insert and one fails INTERNAL"]
 async fn concurrent_first_writes_with_allow_missing_create_one_profile() {
     let app = Arc::new(TestApp::spawn().await);
     for round in 0..10 {

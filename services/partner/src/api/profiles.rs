@@ -129,6 +129,8 @@ async fn delete(
     v.finish()?;
     let partner_id = partner_id.ok_or_else(|| anyhow::anyhow!("id parsed without violation"))?;
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
+    // A deleted partner's profiles are hidden with it.
+    partners::get_live(&mut tx, partner_id).await?;
     store::delete(&mut tx, kind, partner_id, version).await?;
     tx.commit().await?;
     Ok(())

@@ -392,7 +392,7 @@ pub async fn store_resealed_tax_id(
 pub enum Order {
     /// Lower-cased display name, then id.
     DisplayName,
-    /// Id (UUIDv7, creation order).
+    /// Creation time, then id.
     CreateTime,
 }
 
@@ -401,8 +401,8 @@ pub enum Order {
 pub enum Cursor {
     /// Last name key and id.
     Name(String, Uuid),
-    /// Last id.
-    Id(Uuid),
+    /// Last creation time and id.
+    Created(OffsetDateTime, Uuid),
 }
 
 /// A ListPartners condition.
@@ -497,15 +497,16 @@ pub async fn list(tx: &mut Tx, query: &ListQuery) -> Result<Vec<PartnerRow>, Err
                 .push_bind(*id)
                 .push(")");
         }
-        (Some(Cursor::Id(id)), Order::CreateTime) => {
-            sql.push(format!(" AND id {cmp} ")).push_bind(*id);
+        (Some(Cursor::Created(at, id)), Order::CreateTime) => {
+            sql.push(format!(" AND (created_at, id) {cmp} ("));
+            sql.push_bind(*at).push(", ").push_bind(*id).push(")");
         }
         (None, _) => {}
         (Some(_), _) => return Err(Error::invalid("page_token", "does not match order_by")),
     }
     match query.order {
         Order::DisplayName => sql.push(format!(" ORDER BY name_key {dir}, id {dir}")),
-        Order::CreateTime => sql.push(format!(" ORDER BY id {dir}")),
+        Order::CreateTime => sql.push(format!(" ORDER BY created_at {dir}, id {dir}")),
     };
     sql.push(" LIMIT ").push_bind(query.limit);
     Ok(sql.build_query_as().fetch_all(&mut **tx).await?)
@@ -515,6 +516,6 @@ pub async fn list(tx: &mut Tx, query: &ListQuery) -> Result<Vec<PartnerRow>, Err
 pub fn cursor_after(row: &PartnerRow, order: Order) -> Cursor {
     match order {
         Order::DisplayName => Cursor::Name(row.name_key.clone(), row.id),
-        Order::CreateTime => Cursor::Id(row.id),
+        Order::CreateTime => Cursor::Created(row.created_at, row.id),
     }
 }

@@ -98,10 +98,12 @@ pub async fn get(
         .await?)
 }
 
-/// Creates a profile with defaults. FAILED_PRECONDITION when the partner lacks the role.
+/// Creates a profile with defaults unless one exists (a concurrent first write may have just
+/// created it). FAILED_PRECONDITION when the partner lacks the role.
 pub async fn create(tx: &mut Tx, kind: ProfileKind, partner_id: Uuid) -> Result<(), Error> {
     let sql = format!(
-        "INSERT INTO {} (tenant_id, partner_id) VALUES (partner.current_tenant_id(), $1)",
+        "INSERT INTO {} (tenant_id, partner_id) VALUES (partner.current_tenant_id(), $1) \
+         ON CONFLICT (tenant_id, partner_id) DO NOTHING",
         kind.table()
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
