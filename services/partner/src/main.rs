@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use logistics_platform::config::{LogFormat, expose};
-use logistics_platform::db::{self, RolePasswords};
+use logistics_platform::db;
+use logistics_platform::service::SchemaCommand;
 use logistics_platform::{server, telemetry};
 use partner::app::{self, MIGRATOR, SCHEMA};
 use partner::config::{Config, KeyConfig};
@@ -24,24 +25,9 @@ struct Cli {
 enum Command {
     /// Serve gRPC (migrating first when MIGRATION_DATABASE_URL is set).
     Serve(Box<Config>),
-    /// Apply migrations as the schema owner.
-    Migrate {
-        /// Owner role connection URL.
-        #[arg(long, env = "MIGRATION_DATABASE_URL", hide_env_values = true)]
-        migration_database_url: SecretString,
-    },
-    /// Create the schema and its owner and runtime roles (needs a superuser or CREATEROLE URL).
-    Provision {
-        /// Administrator connection URL to the target database.
-        #[arg(long, env = "ADMIN_DATABASE_URL", hide_env_values = true)]
-        admin_database_url: SecretString,
-        /// Password to set for partner_owner.
-        #[arg(long, env = "OWNER_PASSWORD", hide_env_values = true)]
-        owner_password: Option<SecretString>,
-        /// Password to set for partner_app.
-        #[arg(long, env = "APP_PASSWORD", hide_env_values = true)]
-        app_password: Option<SecretString>,
-    },
+    /// `migrate` and `provision`.
+    #[command(flatten)]
+    Schema(SchemaCommand),
     /// Re-seal personal data sealed with any key but the active one, in batches.
     RotateKeys {
         /// Runtime role connection URL.
@@ -79,20 +65,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
             app::run(*config, listener, server::shutdown_signal()).await
         }
-        Command::Migrate {
-            migration_database_url,
-        } => db::migrate(expose(&migration_database_url), SCHEMA.schema, &MIGRATOR).await,
-        Command::Provision {
-            admin_database_url,
-            owner_password,
-            app_password,
-        } => {
-            let passwords = RolePasswords {
-                owner: owner_password,
-                app: app_password,
-            };
-            db::provision(expose(&admin_database_url), &SCHEMA, &passwords).await
-        }
+        Command::Schema(command) => command.run(&SCHEMA, &MIGRATOR).await,
         Command::RotateKeys {
             database_url,
             keys,
