@@ -165,6 +165,23 @@ pub fn parse_optional_id(field: &str, raw: &str) -> Result<Option<Uuid>, FieldVi
     }
 }
 
+/// A required id of a request with one field, as an error of its own.
+pub fn require_id(field: &str, raw: &str) -> Result<Uuid, Error> {
+    parse_id(field, raw).map_err(|v| Error::Invalid(vec![v]))
+}
+
+/// The `id` and optional `etag` of a Delete or Undelete request, every violation at once.
+pub fn id_and_etag(id: &str, etag: &str) -> Result<(Uuid, Option<i32>), Error> {
+    let parsed_id = parse_id("id", id);
+    let parsed_etag = parse_etag("etag", etag);
+    match (parsed_id, parsed_etag) {
+        (Ok(id), Ok(version)) => Ok((id, version)),
+        (id, etag) => Err(Error::Invalid(
+            [id.err(), etag.err()].into_iter().flatten().collect(),
+        )),
+    }
+}
+
 /// The paths of an update mask, each checked against `allowed`; an empty mask is refused,
 /// because AIP's "empty means everything" is how fields get wiped by accident.
 pub fn field_mask<'a>(

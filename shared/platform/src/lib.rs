@@ -10,7 +10,8 @@
 //! - [`sealing`]: personal data sealed per tenant, column and row, and sealed idempotent replies;
 //! - [`fields`]: e-mail, names, country and currency codes, phone numbers, coordinates, money;
 //! - [`config`] and [`db`]: configuration pieces, provisioning, migrations, pools;
-//! - [`service`]: the start-up every service's `app::run` shares.
+//! - [`service`]: the start-up every service's `app::run` shares;
+//! - [`wire`]: protobuf timestamps and enum numbers to and from Rust types.
 
 pub mod aip;
 pub mod auth;
@@ -25,5 +26,6 @@ pub mod sealing;
 pub mod server;
 pub mod service;
 pub mod telemetry;
+pub mod wire;
 
 pub use error::{Error, FieldViolation, Result};

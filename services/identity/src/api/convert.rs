@@ -10,13 +10,7 @@ use crate::store::signing_keys::KeyRow;
 use crate::store::tenants::TenantRow;
 use crate::store::users::UserRow;
 
-/// A protobuf timestamp.
-pub fn timestamp(at: OffsetDateTime) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.unix_timestamp(),
-        nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
-    }
-}
+pub use logistics_platform::wire::timestamp;
 
 /// The wire role of a domain role.
 pub fn role_to_proto(role: Role) -> pb::Role {

@@ -5,7 +5,6 @@ use logistics_platform::aip::etag;
 use logistics_platform::{Error, FieldViolation};
 use logistics_proto::partner::v1 as pb;
 use logistics_proto::r#type::v1 as types;
-use time::OffsetDateTime;
 
 use crate::domain::address::AddressKind;
 use crate::domain::partner::{PartnerKind, PartnerRole, PartnerStatus};
@@ -15,18 +14,9 @@ use crate::store::contacts::ContactRow;
 use crate::store::partners::PartnerRow;
 use crate::store::profiles::ProfileRow;
 
-/// A protobuf timestamp.
-pub fn timestamp(at: OffsetDateTime) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.unix_timestamp(),
-        nanos: i32::try_from(at.nanosecond()).unwrap_or(0),
-    }
-}
+pub use logistics_platform::wire::timestamp;
 
-/// A required enum value: UNSPECIFIED and unknown numbers are violations of `field`.
-fn known<E: TryFrom<i32>>(field: &str, value: i32) -> Result<E, FieldViolation> {
-    E::try_from(value).map_err(|_| FieldViolation::new(field, "is not a known value"))
-}
+use logistics_platform::wire::known;
 
 /// The domain kind of a wire kind.
 pub fn kind_from_proto(field: &str, value: i32) -> Result<PartnerKind, FieldViolation> {

@@ -7,7 +7,7 @@ use logistics_platform::aip;
 use logistics_platform::auth::Caller;
 use logistics_platform::authz::Permission;
 use logistics_platform::context::DbContext;
-use logistics_platform::error::{Error, FieldViolation, Resource, Violations};
+use logistics_platform::error::{Error, Resource, Violations};
 use logistics_platform::fields::{CountryCode, CurrencyCode, DisplayName};
 use logistics_proto::partner::v1 as pb;
 use prost::Message;
@@ -539,21 +539,4 @@ pub async fn batch_get_partners(
     Ok(pb::BatchGetPartnersResponse { partners })
 }
 
-/// A required id, as a single violation.
-pub fn parse_id(field: &str, raw: &str) -> Result<Uuid, Error> {
-    aip::parse_id(field, raw).map_err(|v: FieldViolation| Error::Invalid(vec![v]))
-}
-
-/// An id and an optional etag, every violation at once.
-pub fn id_and_etag(id: &str, etag: &str) -> Result<(Uuid, Option<i32>), Error> {
-    let mut v = Violations::new();
-    let id = v.check(aip::parse_id("id", id));
-    let version = v.check(aip::parse_etag("etag", etag));
-    v.finish()?;
-    match (id, version) {
-        (Some(id), Some(version)) => Ok((id, version)),
-        _ => Err(Error::Internal(anyhow::anyhow!(
-            "parsed fields missing without violations"
-        ))),
-    }
-}
+pub use logistics_platform::aip::{id_and_etag, require_id as parse_id};
