@@ -24,6 +24,29 @@ use tonic::Request;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+/// Waits until the gRPC server at `addr` reports SERVING (its database answers).
+pub async fn wait_until_serving(addr: SocketAddr) -> anyhow::Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let channel = Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?;
+    let mut health = HealthClient::new(channel);
+    for _ in 0..100 {
+        let status = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map(|r| r.into_inner().status);
+        if status.ok() == Some(ServingStatus::Serving as i32) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the server at {addr} never became SERVING")
+}
+
 /// Password of every user the harness creates.
 pub const PASSWORD: &str = "harness password 123";
 
@@ -94,23 +117,7 @@ impl Identity {
     }
 
     async fn wait_until_serving(&self) -> anyhow::Result<()> {
-        use tonic_health::pb::health_check_response::ServingStatus;
-        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-        let channel = Channel::from_shared(self.url())?.connect().await?;
-        let mut health = HealthClient::new(channel);
-        for _ in 0..100 {
-            let status = health
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .map(|r| r.into_inner().status);
-            if status.ok() == Some(ServingStatus::Serving as i32) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        anyhow::bail!("identity never became SERVING")
+        wait_until_serving(self.addr).await
     }
 
     /// Logs a user of `tenant_id` in with [`PASSWORD`]; returns the access token.

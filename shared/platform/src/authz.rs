@@ -102,6 +102,7 @@ impl Role {
                 PartnerContactsWrite,
                 FleetRead,
                 FleetWrite,
+                AssignmentsWrite,
                 InventoryRead,
                 InventoryWrite,
                 ShipmentsRead,
@@ -114,6 +115,7 @@ impl Role {
                 PartnersWrite,
                 PartnerContactsWrite,
                 FleetRead,
+                AssignmentsWrite,
                 InventoryRead,
                 ShipmentsRead,
                 ShipmentsWrite,
@@ -172,8 +174,10 @@ pub enum Permission {
     PartnerContactsWrite,
     /// Read trucks, drivers, maintenance, assignments.
     FleetRead,
-    /// Write trucks, drivers, maintenance, assignments.
+    /// Write trucks, drivers, maintenance records.
     FleetWrite,
+    /// Create and cancel assignments (book trucks and drivers for shipments).
+    AssignmentsWrite,
     /// Read materials, warehouses, stock.
     InventoryRead,
     /// Write materials, warehouses, stock.
@@ -199,6 +203,7 @@ impl Permission {
             Permission::PartnerContactsWrite => "partner.contacts.write",
             Permission::FleetRead => "fleet.read",
             Permission::FleetWrite => "fleet.write",
+            Permission::AssignmentsWrite => "fleet.assignments.write",
             Permission::InventoryRead => "inventory.read",
             Permission::InventoryWrite => "inventory.write",
             Permission::ShipmentsRead => "shipment.shipments.read",
@@ -232,6 +237,7 @@ mod tests {
             Permission::PartnersWrite,
             Permission::PartnerContactsWrite,
             Permission::FleetWrite,
+            Permission::AssignmentsWrite,
             Permission::InventoryWrite,
             Permission::ShipmentsWrite,
             Permission::TenantsCreate,
@@ -241,6 +247,15 @@ mod tests {
             assert!(!allows(&[Role::Auditor], p), "auditor must not have {p:?}");
         }
         assert!(allows(&[Role::Auditor], Permission::UsersRead));
+    }
+
+    #[test]
+    fn fleet_managers_manage_the_fleet_and_dispatchers_book_it() {
+        assert!(allows(&[Role::FleetManager], Permission::FleetWrite));
+        assert!(!allows(&[Role::FleetManager], Permission::AssignmentsWrite));
+        assert!(allows(&[Role::Dispatcher], Permission::AssignmentsWrite));
+        assert!(!allows(&[Role::Dispatcher], Permission::FleetWrite));
+        assert!(!allows(&[Role::Driver], Permission::AssignmentsWrite));
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! database checks them again.
 
 use logistics_platform::FieldViolation;
+use logistics_platform::fields::Text;
+
+use super::quantity::Quantity;
 
 /// A vehicle identification number (ISO 3779): 17 characters from `0-9` and `A-Z` without
 /// `I`, `O` and `Q`, whose ninth character is the check digit of the rest. Stored upper case.
@@ -108,35 +111,69 @@ impl Plate {
     }
 }
 
-/// Whether a truck can be given work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TruckStatus {
-    /// In service.
-    Active,
-    /// In the workshop.
-    InMaintenance,
-    /// Out of service for good.
-    Retired,
+stored_names!(
+    /// Whether a truck can be given work.
+    TruckStatus {
+        /// In service.
+        Active => "active",
+        /// In the workshop.
+        InMaintenance => "in_maintenance",
+        /// Out of service for good.
+        Retired => "retired",
+    }
+);
+
+/// Every field of a truck, validated.
+#[derive(Debug, Clone)]
+pub struct TruckFields {
+    /// Registration plate.
+    pub plate: Plate,
+    /// Vehicle identification number.
+    pub vin: Vin,
+    /// Manufacturer.
+    pub make: Text,
+    /// Model.
+    pub model: Text,
+    /// Model year.
+    pub year: i16,
+    /// Payload capacity in kilograms.
+    pub payload_kg: Quantity,
+    /// Volume capacity in cubic metres.
+    pub volume_m3: Quantity,
+    /// Whether it can be assigned.
+    pub status: TruckStatus,
+    /// Odometer in kilometres.
+    pub odometer_km: i64,
 }
 
-impl TruckStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TruckStatus::Active => "active",
-            TruckStatus::InMaintenance => "in_maintenance",
-            TruckStatus::Retired => "retired",
-        }
-    }
+/// Digits before the point of a payload capacity in kilograms (`numeric(12,3)`).
+pub const PAYLOAD_DIGITS: u32 = 9;
+/// Digits before the point of a volume capacity in cubic metres (`numeric(9,3)`).
+pub const VOLUME_DIGITS: u32 = 6;
 
-    /// The status with this stored name.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "active" => Some(TruckStatus::Active),
-            "in_maintenance" => Some(TruckStatus::InMaintenance),
-            "retired" => Some(TruckStatus::Retired),
-            _ => None,
-        }
+/// Parses a model year for `field`: 1950 to the year after `this_year`.
+pub fn model_year(field: &str, year: i32, this_year: i32) -> Result<i16, FieldViolation> {
+    if (1950..=this_year + 1).contains(&year) {
+        i16::try_from(year).map_err(|_| FieldViolation::new(field, "is out of range"))
+    } else {
+        Err(FieldViolation::new(
+            field,
+            format!("must be between 1950 and {}", this_year + 1),
+        ))
+    }
+}
+
+/// Parses a make or model name for `field`: 1 to 100 characters.
+pub fn make_or_model(field: &str, raw: &str) -> Result<Text, FieldViolation> {
+    Text::parse(field, raw, 1, 100)
+}
+
+/// Parses an odometer reading for `field`: 0 km or more.
+pub fn odometer(field: &str, km: i64) -> Result<i64, FieldViolation> {
+    if km >= 0 {
+        Ok(km)
+    } else {
+        Err(FieldViolation::new(field, "must be 0 or more"))
     }
 }
 

@@ -247,27 +247,9 @@ async fn start(
 }
 
 async fn wait_until_serving(addr: SocketAddr) {
-    use tonic_health::pb::health_check_response::ServingStatus;
-    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
+    logistics_harness::wait_until_serving(addr)
         .await
-        .unwrap();
-    let mut health = HealthClient::new(channel);
-    for _ in 0..100 {
-        let status = health
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
-            .await
-            .map(|r| r.into_inner().status);
-        if status.ok() == Some(ServingStatus::Serving as i32) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("partner never became SERVING");
+        .expect("partner serving");
 }
 
 /// A valid organisation in Germany with a tax id, for `create_partner`.

@@ -1,0 +1,57 @@
+//! The fleet service's configuration: one typed struct read from the environment at start.
+
+use std::net::SocketAddr;
+
+use logistics_platform::config::{
+    AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig, parse_key32, secret,
+};
+use logistics_platform::crypto::Keyring;
+use logistics_platform::service::IdentityClientConfig;
+
+/// Everything `fleet serve` needs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:50053")]
+    pub listen_addr: SocketAddr,
+    /// Database settings.
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    /// Token issuer and audience.
+    #[command(flatten)]
+    pub auth: AuthConfig,
+    /// Where identity's public keys come from.
+    #[command(flatten)]
+    pub identity: IdentityClientConfig,
+    /// Listener TLS.
+    #[command(flatten)]
+    pub tls: TlsConfig,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+    /// Keys for personal data.
+    #[command(flatten)]
+    pub keys: KeyConfig,
+    /// How long in-flight calls may run after SIGTERM, in seconds.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    pub shutdown_grace_seconds: u64,
+}
+
+/// The keys that protect personal data (licence numbers, phones) and sign page tokens.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeyConfig {
+    /// Keys that seal licence numbers and phone numbers: `id:base64key[,id:base64key...]`,
+    /// the first one sealing new values.
+    #[arg(long, env = "FIELD_ENCRYPTION_KEYS", hide_env_values = true, value_parser = secret(parse_keyring))]
+    pub field_encryption_keys: Keyring,
+    /// 32-byte key (base64) of the licence-number blind index (keyed HMAC).
+    #[arg(long, env = "BLIND_INDEX_KEY", hide_env_values = true, value_parser = secret(parse_key32))]
+    pub blind_index_key: Key32,
+    /// 32-byte key (base64) that signs page tokens; shared by every replica.
+    #[arg(long, env = "PAGE_TOKEN_KEY", hide_env_values = true, value_parser = secret(parse_key32))]
+    pub page_token_key: Key32,
+}
+
+fn parse_keyring(raw: &str) -> Result<Keyring, String> {
+    Keyring::parse(raw).map_err(|e| e.to_string())
+}
