@@ -4,7 +4,6 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use logistics_harness::Identity;
 use logistics_platform::config::{AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig};
