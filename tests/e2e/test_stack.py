@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_IDENTITY = "127.0.0.1:50051"
 DEFAULT_PARTNER = "127.0.0.1:50052"
+DEFAULT_FLEET = "127.0.0.1:50053"
 
 
 def free_port() -> int:
@@ -48,6 +49,7 @@ class StackTest(unittest.TestCase):
         suffix = uuid.uuid4().hex[:10]
         cls.addr = f"127.0.0.1:{free_port()}"
         cls.partner_addr = f"127.0.0.1:{free_port()}"
+        cls.fleet_addr = f"127.0.0.1:{free_port()}"
         cls.database = f"logistics_e2e_{suffix}"
         cls.env = dict(
             os.environ,
@@ -55,6 +57,7 @@ class StackTest(unittest.TestCase):
             STACK_DATABASE=cls.database,
             IDENTITY_ADDR=cls.addr,
             PARTNER_ADDR=cls.partner_addr,
+            FLEET_ADDR=cls.fleet_addr,
         )
         done = subprocess.run(
             ["bash", str(REPO / "scripts" / "stack.sh"), "up"],
@@ -76,7 +79,8 @@ class StackTest(unittest.TestCase):
 
     def moved(self, line: str) -> str:
         """A README line with the default addresses replaced by this test's."""
-        return line.replace(DEFAULT_IDENTITY, self.addr).replace(DEFAULT_PARTNER, self.partner_addr)
+        return (line.replace(DEFAULT_IDENTITY, self.addr).replace(DEFAULT_PARTNER, self.partner_addr)
+                .replace(DEFAULT_FLEET, self.fleet_addr))
 
     def test_the_readme_calls_are_the_ones_the_stack_prints(self):
         printed = [line for line in self.stack_output.splitlines() if line.startswith(("source ", "TOKEN=", "grpcurl "))]
@@ -97,6 +101,10 @@ class StackTest(unittest.TestCase):
         ids = re.findall(r'"id": "([0-9a-f-]+)",\s*"kind": "PARTNER_KIND_ORGANIZATION"', done.stdout)
         self.assertEqual(len(ids), 3, done.stdout)  # created, listed, replayed
         self.assertEqual(len(set(ids)), 1, "the replayed CreatePartner made a second partner")
+        # The truck just created is free and big enough for the window asked about.
+        trucks = re.findall(r'"plate": "B-LX 1024"', done.stdout)
+        self.assertEqual(len(trucks), 2, done.stdout)  # created, found available
+        self.assertIn('"value": "24000"', done.stdout)
 
     def test_a_generated_python_client_logs_in_reads_error_details_and_creates_a_partner(self):
         import grpc
