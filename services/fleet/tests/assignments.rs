@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::{TestApp, authed, driver, expect_code, lorry, preconditions, violated_fields, window};
+use common::{
+    TestApp, authed, driver, expect_code, hours_from_now, lorry, preconditions, violated_fields,
+    window,
+};
 use logistics_proto::fleet::v1 as pb;
 use logistics_proto::identity::v1 as idpb;
 use prost_types::FieldMask;
@@ -561,4 +564,118 @@ async fn dispatchers_book_fleet_managers_do_not_and_auditors_only_read() {
         .into_inner()
         .assignments;
     assert_eq!(listed.len(), 1);
+}
+
+fn mask(paths: &[&str]) -> Option<FieldMask> {
+    Some(FieldMask {
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    })
+}
+
+#[tokio::test]
+async fn a_truck_or_driver_with_a_coming_assignment_keeps_what_the_booking_needs() {
+    let app = TestApp::spawn().await;
+    let truck = app.create_truck(lorry("B-KK 1")).await;
+    let ann = app.create_driver(driver("Ann")).await;
+    let booked = app
+        .assign(&truck, &ann, hours_from_now(24, 30))
+        .await
+        .unwrap();
+    let mut client = app.client().await;
+
+    let retire = pb::UpdateTruckRequest {
+        truck: Some(pb::Truck {
+            status: pb::TruckStatus::Retired as i32,
+            ..truck.clone()
+        }),
+        update_mask: mask(&["status"]),
+    };
+    let err = expect_code(
+        client
+            .update_truck(authed(&app.admin_token, retire.clone()))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(
+        preconditions(&err),
+        subjects(&[("TRUCK_HAS_ASSIGNMENTS", "truck")])
+    );
+    let err = expect_code(
+        client
+            .delete_truck(authed(
+                &app.admin_token,
+                pb::DeleteTruckRequest {
+                    id: truck.id.clone(),
+                    etag: String::new(),
+                },
+            ))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(
+        preconditions(&err),
+        subjects(&[("TRUCK_HAS_ASSIGNMENTS", "truck")])
+    );
+
+    let shorter_licence = pb::UpdateDriverRequest {
+        driver: Some(pb::Driver {
+            licence_expire_time: hours_from_now(26, 27).start_time,
+            ..ann.clone()
+        }),
+        update_mask: mask(&["licence_expire_time"]),
+    };
+    let err = expect_code(
+        client
+            .update_driver(authed(&app.admin_token, shorter_licence.clone()))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(
+        preconditions(&err),
+        subjects(&[("LICENCE_ENDS_BEFORE_ASSIGNMENT", "driver")])
+    );
+    let inactive = pb::UpdateDriverRequest {
+        driver: Some(pb::Driver {
+            status: pb::DriverStatus::Inactive as i32,
+            // Any version: the licence change below comes first.
+            etag: String::new(),
+            ..ann.clone()
+        }),
+        update_mask: mask(&["status"]),
+    };
+    let err = expect_code(
+        client
+            .update_driver(authed(&app.admin_token, inactive.clone()))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert_eq!(
+        preconditions(&err),
+        subjects(&[("DRIVER_HAS_ASSIGNMENTS", "driver")])
+    );
+
+    // Once the booking is cancelled, all of it is allowed.
+    client
+        .cancel_assignment(authed(
+            &app.admin_token,
+            pb::CancelAssignmentRequest {
+                id: booked.id,
+                etag: String::new(),
+                reason: "re-planned".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    client
+        .update_driver(authed(&app.admin_token, shorter_licence))
+        .await
+        .unwrap();
+    client
+        .update_driver(authed(&app.admin_token, inactive))
+        .await
+        .unwrap();
+    client
+        .update_truck(authed(&app.admin_token, retire))
+        .await
+        .unwrap();
 }

@@ -3,6 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::vin;
 use fleet::schema::{MIGRATOR, SCHEMA};
 use logistics_testkit::TestDatabase;
 use sqlx::{PgPool, Postgres, Transaction};
@@ -107,15 +110,6 @@ impl Db {
             .await
             .unwrap()
     }
-}
-
-/// A valid VIN with serial number `serial` (its check digit found by trying).
-fn vin(serial: u32) -> String {
-    "0123456789X"
-        .chars()
-        .map(|check| format!("1M8GDM9A{check}KP{:06}", serial % 1_000_000))
-        .find(|candidate| fleet::domain::truck::Vin::parse("vin", candidate).is_ok())
-        .unwrap()
 }
 
 fn assignment_sql(truck: Uuid, driver: Uuid, from: u32, to: u32) -> String {
@@ -413,4 +407,51 @@ async fn the_runtime_role_sees_only_its_tenant_and_a_driver_only_its_own_rows() 
         .await
         .unwrap();
     assert_eq!(assigned, [ann]);
+}
+
+#[tokio::test]
+async fn a_coming_booking_keeps_its_truck_active_and_its_driver_active_and_licensed() {
+    let db = Db::new().await;
+    let truck = db.truck("K1").await;
+    let ann = db.driver(LICENSED).await;
+    db.exec(&format!(
+        "INSERT INTO fleet.assignments (tenant_id, id, truck_id, driver_id, shipment_id, time_window) \
+         VALUES (fleet.current_tenant_id(), gen_random_uuid(), '{truck}', '{ann}', gen_random_uuid(), \
+                 tstzrange(now() + interval '1 day', now() + interval '2 days'))"
+    ))
+    .await
+    .unwrap();
+    for (change, constraint) in [
+        (
+            format!("UPDATE fleet.trucks SET status = 'retired' WHERE id = '{truck}'"),
+            "trucks_keep_assignments",
+        ),
+        (
+            format!("UPDATE fleet.trucks SET deleted_at = now() WHERE id = '{truck}'"),
+            "trucks_keep_assignments",
+        ),
+        (
+            format!("UPDATE fleet.drivers SET status = 'terminated' WHERE id = '{ann}'"),
+            "drivers_keep_assignments",
+        ),
+        (
+            format!(
+                "UPDATE fleet.drivers SET licence_expires_at = now() + interval '36 hours' \
+                 WHERE id = '{ann}'"
+            ),
+            "drivers_licensed_for_assignments",
+        ),
+    ] {
+        assert_eq!(
+            refusal(db.exec(&change).await),
+            check(constraint),
+            "{change}"
+        );
+    }
+    // A licence that still covers the booking may be shortened.
+    db.exec(&format!(
+        "UPDATE fleet.drivers SET licence_expires_at = now() + interval '3 days' WHERE id = '{ann}'"
+    ))
+    .await
+    .unwrap();
 }

@@ -28,6 +28,28 @@ const UNIQUE: &[UniqueConstraint] = &[
     },
 ];
 
+/// A write the database refused: a taken unique value, or a change that would invalidate an
+/// active assignment (trigger), as the precondition it stands for.
+fn write_error(err: sqlx::Error) -> Error {
+    let constraint = err
+        .as_database_error()
+        .filter(|d| d.code().as_deref() == Some("23514"))
+        .and_then(|d| d.constraint().map(str::to_owned));
+    match constraint.as_deref() {
+        Some("drivers_keep_assignments") => Error::precondition(
+            "DRIVER_HAS_ASSIGNMENTS",
+            "driver",
+            "the driver has active assignments that have not ended; cancel them first",
+        ),
+        Some("drivers_licensed_for_assignments") => Error::precondition(
+            "LICENCE_ENDS_BEFORE_ASSIGNMENT",
+            "driver",
+            "the new licence expiry is before the end of an active assignment",
+        ),
+        _ => Error::from_db_with(err, UNIQUE),
+    }
+}
+
 /// A driver as read back.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DriverRow {
@@ -110,7 +132,7 @@ pub async fn insert(tx: &mut Tx, id: Uuid, values: &DriverValues) -> Result<Driv
     .bind(values.status.as_str())
     .execute(&mut **tx)
     .await
-    .map_err(|e| Error::from_db_with(e, UNIQUE))?;
+    .map_err(write_error)?;
     get(tx, id, true)
         .await?
         .ok_or_else(|| anyhow::anyhow!("inserted driver not visible").into())
@@ -158,7 +180,7 @@ pub async fn update(
     .bind(values.status.as_str())
     .fetch_optional(&mut **tx)
     .await
-    .map_err(|e| Error::from_db_with(e, UNIQUE))?;
+    .map_err(write_error)?;
     after_write(tx, id, updated, true).await
 }
 
@@ -178,7 +200,7 @@ pub async fn set_deleted(
     .bind(deleted)
     .fetch_optional(&mut **tx)
     .await
-    .map_err(|e| Error::from_db_with(e, UNIQUE))?;
+    .map_err(write_error)?;
     after_write(tx, id, updated, deleted).await
 }
 

@@ -30,6 +30,23 @@ const UNIQUE: &[UniqueConstraint] = &[
     },
 ];
 
+/// A write the database refused: a taken unique value, or a change that would invalidate an
+/// active assignment (trigger), as the precondition it stands for.
+fn write_error(err: sqlx::Error) -> Error {
+    let constraint = err
+        .as_database_error()
+        .filter(|d| d.code().as_deref() == Some("23514"))
+        .and_then(|d| d.constraint().map(str::to_owned));
+    match constraint.as_deref() {
+        Some("trucks_keep_assignments") => Error::precondition(
+            "TRUCK_HAS_ASSIGNMENTS",
+            "truck",
+            "the truck has active assignments that have not ended; cancel them first",
+        ),
+        _ => Error::from_db_with(err, UNIQUE),
+    }
+}
+
 /// A truck as read back.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TruckRow {
@@ -87,7 +104,7 @@ pub async fn insert(tx: &mut Tx, id: Uuid, fields: &TruckFields) -> Result<Truck
     .bind(fields.odometer_km)
     .execute(&mut **tx)
     .await
-    .map_err(|e| Error::from_db_with(e, UNIQUE))?;
+    .map_err(write_error)?;
     get(tx, id, true)
         .await?
         .ok_or_else(|| anyhow::anyhow!("inserted truck not visible").into())
@@ -136,7 +153,7 @@ pub async fn update(
     .bind(fields.odometer_km)
     .fetch_optional(&mut **tx)
     .await
-    .map_err(|e| Error::from_db_with(e, UNIQUE))?;
+    .map_err(write_error)?;
     after_write(tx, id, updated, true).await
 }
 
@@ -157,7 +174,7 @@ pub async fn set_deleted(
     .bind(deleted)
     .fetch_optional(&mut **tx)
     .await
-    .map_err(|e| Error::from_db_with(e, UNIQUE))?;
+    .map_err(write_error)?;
     after_write(tx, id, updated, deleted).await
 }
 

@@ -280,6 +280,20 @@ pub fn window(from: i64, to: i64) -> types::TimeWindow {
     }
 }
 
+/// A window `from` to `to` hours after the current hour: for rules about assignments that have
+/// not ended yet, which depend on the time the test runs.
+pub fn hours_from_now(from: i64, to: i64) -> types::TimeWindow {
+    let hour = time::OffsetDateTime::now_utc().unix_timestamp() / 3600 * 3600;
+    let at = |h: i64| prost_types::Timestamp {
+        seconds: hour + h * 3600,
+        nanos: 0,
+    };
+    types::TimeWindow {
+        start_time: Some(at(from)),
+        end_time: Some(at(to)),
+    }
+}
+
 /// A valid driver named `name` with a CE licence valid until 2030 and a fresh licence number.
 pub fn driver(name: &str) -> pb::Driver {
     pb::Driver {
