@@ -43,3 +43,13 @@ pub mod fleet {
         tonic::include_proto!("logistics.fleet.v1");
     }
 }
+
+/// `logistics.inventory.*`
+pub mod inventory {
+    /// `logistics.inventory.v1`: materials, warehouses, stock levels, ledger, reservations,
+    /// material suppliers.
+    #[allow(clippy::all, missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("logistics.inventory.v1");
+    }
+}
