@@ -105,6 +105,8 @@ impl Role {
                 AssignmentsWrite,
                 InventoryRead,
                 InventoryWrite,
+                StockReserve,
+                MaterialSuppliersRead,
                 ShipmentsRead,
                 ShipmentsWrite,
             ],
@@ -117,6 +119,8 @@ impl Role {
                 FleetRead,
                 AssignmentsWrite,
                 InventoryRead,
+                StockReserve,
+                MaterialSuppliersRead,
                 ShipmentsRead,
                 ShipmentsWrite,
             ],
@@ -125,6 +129,7 @@ impl Role {
                 PartnersRead,
                 InventoryRead,
                 InventoryWrite,
+                MaterialSuppliersRead,
                 ShipmentsRead,
             ],
             Role::FleetManager => &[TenantRead, FleetRead, FleetWrite, ShipmentsRead],
@@ -134,10 +139,17 @@ impl Role {
                 PartnersRead,
                 FleetRead,
                 InventoryRead,
+                MaterialSuppliersRead,
                 ShipmentsRead,
             ],
             // External users: row-level security narrows these to their own partner's rows.
-            Role::Customer | Role::Supplier => &[PartnersRead, PartnerContactsWrite, ShipmentsRead],
+            Role::Customer => &[PartnersRead, PartnerContactsWrite, ShipmentsRead],
+            Role::Supplier => &[
+                PartnersRead,
+                PartnerContactsWrite,
+                MaterialSuppliersRead,
+                ShipmentsRead,
+            ],
             Role::Driver => &[FleetRead, ShipmentsRead],
             Role::PlatformAdmin => &[TenantsCreate, SigningKeysRotate],
         }
@@ -180,8 +192,12 @@ pub enum Permission {
     AssignmentsWrite,
     /// Read materials, warehouses, stock.
     InventoryRead,
-    /// Write materials, warehouses, stock.
+    /// Manage materials, warehouses and supplier links; receive, issue, adjust and transfer stock.
     InventoryWrite,
+    /// Reserve stock for shipments, release and consume reservations.
+    StockReserve,
+    /// Read material-supplier links (supplier users: their own only, by RLS).
+    MaterialSuppliersRead,
     /// Read shipments and tracking.
     ShipmentsRead,
     /// Create, plan, dispatch and track shipments.
@@ -206,6 +222,8 @@ impl Permission {
             Permission::AssignmentsWrite => "fleet.assignments.write",
             Permission::InventoryRead => "inventory.read",
             Permission::InventoryWrite => "inventory.write",
+            Permission::StockReserve => "inventory.stock.reserve",
+            Permission::MaterialSuppliersRead => "inventory.material_suppliers.read",
             Permission::ShipmentsRead => "shipment.shipments.read",
             Permission::ShipmentsWrite => "shipment.shipments.write",
         }
@@ -239,6 +257,7 @@ mod tests {
             Permission::FleetWrite,
             Permission::AssignmentsWrite,
             Permission::InventoryWrite,
+            Permission::StockReserve,
             Permission::ShipmentsWrite,
             Permission::TenantsCreate,
             Permission::SigningKeysRotate,

@@ -8,6 +8,7 @@
 //! - [`aip`]: page tokens, filters, order_by, etags, field masks, idempotency;
 //! - [`crypto`]: field encryption with rotating keys and blind indexes;
 //! - [`sealing`]: personal data sealed per tenant, column and row, and sealed idempotent replies;
+//! - [`decimal`]: exact decimals parsed from request text by a stated rule;
 //! - [`fields`]: e-mail, names, country and currency codes, phone numbers, coordinates, money;
 //! - [`config`] and [`db`]: configuration pieces, provisioning, migrations, pools;
 //! - [`service`]: the start-up every service's `app::run` shares;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod context;
 pub mod crypto;
 pub mod db;
+pub mod decimal;
 pub mod error;
 pub mod fields;
 pub mod sealing;

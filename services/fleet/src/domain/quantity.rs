@@ -1,9 +1,8 @@
 //! Exact positive quantities with a unit: payload in kilograms, volume in cubic metres. Parsed
 //! from decimal text, never through a binary float.
 
-use std::str::FromStr;
-
 use logistics_platform::FieldViolation;
+use logistics_platform::decimal::{DecimalRule, Sign};
 use rust_decimal::Decimal;
 
 /// A positive decimal with at most three fraction digits and below `10^integer_digits`.
@@ -11,34 +10,16 @@ use rust_decimal::Decimal;
 pub struct Quantity(Decimal);
 
 impl Quantity {
-    /// Parses `raw` (`"12.5"`) for `field`: digits with an optional `.` fraction of at most 3
-    /// digits, greater than zero and with at most `integer_digits` digits before the point.
+    /// Parses `raw` (`"12.5"`) for `field`: greater than zero, at most 3 digits after the point
+    /// and `integer_digits` before it.
     pub fn parse(field: &str, raw: &str, integer_digits: u32) -> Result<Self, FieldViolation> {
-        let bad = |why: String| FieldViolation::new(field, why);
-        let raw = raw.trim();
-        if raw.is_empty() {
-            return Err(bad("is required".to_owned()));
+        DecimalRule {
+            scale: 3,
+            integer_digits,
+            sign: Sign::Positive,
         }
-        let (whole, fraction) = raw.split_once('.').unwrap_or((raw, ""));
-        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty()
-            || !digits(whole)
-            || !digits(fraction)
-            || (raw.contains('.') && fraction.is_empty())
-        {
-            return Err(bad("must be a decimal number like 12.5".to_owned()));
-        }
-        if fraction.len() > 3 {
-            return Err(bad("must have at most 3 digits after the point".to_owned()));
-        }
-        let value = Decimal::from_str(raw).map_err(|_| bad("is too large".to_owned()))?;
-        if value <= Decimal::ZERO {
-            return Err(bad("must be greater than 0".to_owned()));
-        }
-        if value >= Decimal::from(10_i64.pow(integer_digits)) {
-            return Err(bad(format!("must be less than 10^{integer_digits}")));
-        }
-        Ok(Self(value.normalize()))
+        .parse(field, raw)
+        .map(Self)
     }
 
     /// A quantity read back from the database (already checked there).
