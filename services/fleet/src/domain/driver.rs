@@ -1,5 +1,7 @@
 //! Drivers: who may drive what, and until when.
 
+use logistics_platform::stored_names;
+
 use logistics_platform::FieldViolation;
 
 /// A driving licence number, normalised: upper case, without spaces and dashes, 5 to 20

@@ -1,5 +1,7 @@
 //! Maintenance of trucks.
 
+use logistics_platform::stored_names;
+
 stored_names!(
     /// What kind of work.
     MaintenanceKind {

@@ -1,6 +1,8 @@
 //! Trucks: identified by a registration plate and a VIN, both validated here before the
 //! database checks them again.
 
+use logistics_platform::stored_names;
+
 use logistics_platform::FieldViolation;
 use logistics_platform::fields::Text;
 
