@@ -46,3 +46,7 @@ END $$;
 CREATE TRIGGER drivers_keep_assignments
     BEFORE UPDATE OF status, deleted_at, licence_expires_at ON fleet.drivers
     FOR EACH ROW EXECUTE FUNCTION fleet.check_driver_change();
+
+-- Nothing is hard-deleted by the service but idempotency claims (retention): history stays.
+REVOKE DELETE ON fleet.trucks, fleet.drivers, fleet.maintenance_records, fleet.assignments
+    FROM fleet_app;
