@@ -199,11 +199,16 @@ BEGIN
     IF tenant IS NULL THEN
         RAISE EXCEPTION 'no tenant in context' USING ERRCODE = 'insufficient_privilege';
     END IF;
-    INSERT INTO inventory.stock_levels AS l (tenant_id, warehouse_id, material_id, on_hand, reserved)
-    VALUES (tenant, p_warehouse_id, p_material_id, p_on_hand_change, p_reserved_change)
-    ON CONFLICT (tenant_id, warehouse_id, material_id) DO UPDATE
-        SET on_hand = l.on_hand + EXCLUDED.on_hand, reserved = l.reserved + EXCLUDED.reserved,
-            version = l.version + 1, updated_at = now()
+    -- A level that never moved starts at zero; the change is then an UPDATE either way, so the
+    -- CHECKs judge the resulting balances (an INSERT ... ON CONFLICT would check the change
+    -- itself as if it were the balance).
+    INSERT INTO inventory.stock_levels (tenant_id, warehouse_id, material_id)
+    VALUES (tenant, p_warehouse_id, p_material_id)
+    ON CONFLICT (tenant_id, warehouse_id, material_id) DO NOTHING;
+    UPDATE inventory.stock_levels l
+       SET on_hand = l.on_hand + p_on_hand_change, reserved = l.reserved + p_reserved_change,
+           version = l.version + 1, updated_at = now()
+     WHERE l.tenant_id = tenant AND l.warehouse_id = p_warehouse_id AND l.material_id = p_material_id
     RETURNING * INTO level;
     INSERT INTO inventory.stock_movements (tenant_id, id, warehouse_id, material_id, kind,
         on_hand_change, reserved_change, on_hand_after, reserved_after, reason, reference_type,
@@ -216,6 +221,24 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION inventory.move_stock(uuid, uuid, uuid, text, numeric, numeric, text, text, uuid, uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION inventory.move_stock(uuid, uuid, uuid, text, numeric, numeric, text, text, uuid, uuid) TO inventory_app;
+
+-- Locks the given levels (FOR UPDATE, in one order so that two operations never deadlock) and
+-- returns them, for an operation that must see them settled before it decides: the runtime role
+-- has no UPDATE right on stock_levels, which a plain SELECT ... FOR UPDATE would need. Levels
+-- that do not exist yet are simply not returned (they are zero).
+CREATE FUNCTION inventory.lock_levels(p_warehouse_ids uuid[], p_material_ids uuid[])
+    RETURNS SETOF inventory.stock_levels
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT l.* FROM inventory.stock_levels l
+      JOIN unnest(p_warehouse_ids, p_material_ids) AS k(warehouse_id, material_id)
+        ON l.warehouse_id = k.warehouse_id AND l.material_id = k.material_id
+     WHERE l.tenant_id = inventory.current_tenant_id()
+     ORDER BY l.warehouse_id, l.material_id
+       FOR UPDATE OF l
+$$;
+REVOKE ALL ON FUNCTION inventory.lock_levels(uuid[], uuid[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION inventory.lock_levels(uuid[], uuid[]) TO inventory_app;
 
 -- Reservations --------------------------------------------------------------------------------
 

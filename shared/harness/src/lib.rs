@@ -47,6 +47,81 @@ pub async fn wait_until_serving(addr: SocketAddr) -> anyhow::Result<()> {
     anyhow::bail!("the server at {addr} never became SERVING")
 }
 
+/// A service under test, served on an ephemeral port until dropped.
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Server {
+    /// Binds `127.0.0.1:0`, starts `run(listener, shutdown)` (a service's `app::run` with its
+    /// configuration) and waits until it reports SERVING.
+    pub async fn start<F, Fut>(run: F) -> anyhow::Result<Self>
+    where
+        F: FnOnce(tokio::net::TcpListener, futures_shutdown::Shutdown) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let mut handle = tokio::spawn(run(listener, futures_shutdown::Shutdown(rx)));
+        if let Err(waited) = wait_until_serving(addr).await {
+            // Say why: a server that stopped has its own error.
+            if handle.is_finished() {
+                let ended = (&mut handle).await?;
+                return Err(waited.context(format!("the server stopped: {ended:?}")));
+            }
+            handle.abort();
+            return Err(waited);
+        }
+        Ok(Self {
+            addr,
+            shutdown: Some(tx),
+            server: Some(handle),
+        })
+    }
+
+    /// A channel to it.
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
+        Ok(Channel::from_shared(format!("http://{}", self.addr))?
+            .connect()
+            .await?)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}
+
+/// The shutdown signal handed to a service under test.
+pub mod futures_shutdown {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::sync::oneshot;
+
+    /// Resolves when the test's [`super::Server`] is dropped.
+    pub struct Shutdown(pub(crate) oneshot::Receiver<()>);
+
+    impl Future for Shutdown {
+        type Output = ();
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            Pin::new(&mut self.0).poll(cx).map(|_| ())
+        }
+    }
+}
+
 /// Password of every user the harness creates.
 pub const PASSWORD: &str = "harness password 123";
 

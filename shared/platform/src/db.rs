@@ -147,13 +147,14 @@ async fn create_roles(
                 .bind(role)
                 .fetch_one(&mut *conn)
                 .await?;
-        if !exists {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "CREATE ROLE {role} {attributes}"
-            )))
-            .execute(&mut *conn)
-            .await?;
-        }
+        // An existing role gets the attributes too: one made by hand (NOLOGIN, say) would
+        // otherwise fail at the first connection, far from here.
+        let verb = if exists { "ALTER" } else { "CREATE" };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "{verb} ROLE {role} {attributes}"
+        )))
+        .execute(&mut *conn)
+        .await?;
         if let Some(password) = password {
             let quoted = secrecy::ExposeSecret::expose_secret(password).replace('\'', "''");
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!(

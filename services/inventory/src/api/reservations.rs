@@ -1,0 +1,372 @@
+//! Reservations: set stock aside for a shipment (many lines, all or nothing, idempotent per
+//! shipment), give it back, or ship it. The levels of every line are locked before anything is
+//! decided, in one order, so concurrent reservations queue instead of overselling; each line
+//! that cannot be served is reported, and then nothing is applied.
+
+use std::collections::HashSet;
+
+use logistics_platform::aip::{self, request_fingerprint};
+use logistics_platform::auth::Caller;
+use logistics_platform::authz::Permission;
+use logistics_platform::context::{DbContext, Tx};
+use logistics_platform::error::{Error, FieldViolation, Violations};
+use logistics_proto::inventory::v1 as pb;
+use prost::Message;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::stock::short;
+use super::{State, convert, idempotency_key, parsed};
+use crate::domain::material::QUANTITY;
+use crate::domain::stock::{MovementKind, ReservationStatus};
+use crate::store::reservations::{self as store, ReservationRow};
+use crate::store::stock::{self as stock, Entry};
+use crate::store::{IDEMPOTENCY, materials, warehouses};
+
+/// Most lines one ReserveStock may carry.
+const MAX_LINES: usize = 100;
+
+/// A line of a ReserveStock request, parsed.
+struct Line {
+    warehouse_id: Uuid,
+    material_id: Uuid,
+    quantity: Decimal,
+}
+
+fn parse_lines(v: &mut Violations, lines: &[pb::ReservationLine]) -> Vec<Line> {
+    if lines.is_empty() || lines.len() > MAX_LINES {
+        v.push(FieldViolation::new(
+            "lines",
+            format!("must hold 1 to {MAX_LINES} lines"),
+        ));
+    }
+    let mut seen = HashSet::new();
+    let mut parsed = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let warehouse_id = v.check(aip::parse_id(
+            &format!("lines[{i}].warehouse_id"),
+            &line.warehouse_id,
+        ));
+        let material_id = v.check(aip::parse_id(
+            &format!("lines[{i}].material_id"),
+            &line.material_id,
+        ));
+        let quantity = convert::parse_decimal(
+            v,
+            &format!("lines[{i}].quantity"),
+            line.quantity.as_ref(),
+            QUANTITY,
+        );
+        if let (Some(warehouse_id), Some(material_id), Some(quantity)) =
+            (warehouse_id, material_id, quantity)
+        {
+            if seen.insert((warehouse_id, material_id)) {
+                parsed.push(Line {
+                    warehouse_id,
+                    material_id,
+                    quantity,
+                });
+            } else {
+                v.push(FieldViolation::new(
+                    format!("lines[{i}]"),
+                    "repeats the warehouse and material of an earlier line",
+                ));
+            }
+        }
+    }
+    parsed
+}
+
+/// Sets stock aside for a shipment: every line or none. A line already held for the shipment
+/// is left as it is; a released one is held again.
+#[tracing::instrument(skip_all)]
+pub async fn reserve_stock(
+    state: &State,
+    caller: &Caller,
+    request: pb::ReserveStockRequest,
+) -> Result<pb::ReserveStockResponse, Error> {
+    caller.require(Permission::StockReserve)?;
+    let mut v = Violations::new();
+    let key = idempotency_key(&mut v, &request.idempotency_key);
+    let shipment_id = v.check(aip::parse_id("shipment_id", &request.shipment_id));
+    let lines = parse_lines(&mut v, &request.lines);
+    v.finish()?;
+    let (key, shipment_id) = (parsed(key)?, parsed(shipment_id)?);
+    let fingerprint = request_fingerprint(&request.encode_to_vec());
+
+    let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
+    if let Some(first) = IDEMPOTENCY
+        .replay(&mut tx, "ReserveStock", Some(key), &fingerprint)
+        .await?
+    {
+        return Ok(first);
+    }
+    for line in &lines {
+        warehouses::get_live(&mut tx, line.warehouse_id).await?;
+        materials::get_live(&mut tx, line.material_id).await?;
+    }
+    let existing = store::of_shipment(&mut tx, shipment_id, true).await?;
+    let find = |line: &Line| {
+        existing
+            .iter()
+            .find(|r| r.warehouse_id == line.warehouse_id && r.material_id == line.material_id)
+    };
+    let keys: Vec<(Uuid, Uuid)> = lines
+        .iter()
+        .map(|l| (l.warehouse_id, l.material_id))
+        .collect();
+    let levels = stock::lock(&mut tx, &keys).await?;
+
+    let mut refused = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        match find(line).map(|r| ReservationStatus::parse(&r.status)) {
+            Some(Some(ReservationStatus::Held)) => continue,
+            Some(Some(ReservationStatus::Consumed)) => {
+                refused.push(logistics_platform::error::PreconditionViolation {
+                    kind: "ALREADY_CONSUMED",
+                    subject: format!("lines[{i}]"),
+                    description: "this shipment's reservation of the line has already shipped"
+                        .to_owned(),
+                });
+                continue;
+            }
+            _ => {}
+        }
+        let available = levels
+            .iter()
+            .find(|l| l.warehouse_id == line.warehouse_id && l.material_id == line.material_id)
+            .map_or(Decimal::ZERO, |l| l.available());
+        if available < line.quantity {
+            refused.push(short(format!("lines[{i}]"), line.quantity, available));
+        }
+    }
+    if !refused.is_empty() {
+        return Err(Error::Precondition(refused));
+    }
+
+    let mut reservations = Vec::with_capacity(lines.len());
+    for line in &lines {
+        let row = match find(line) {
+            Some(held) if held.status == ReservationStatus::Held.as_str() => held.clone(),
+            found => {
+                stock::apply(
+                    &mut tx,
+                    &reservation_entry(
+                        line.warehouse_id,
+                        line.material_id,
+                        MovementKind::Reserve,
+                        line.quantity,
+                        shipment_id,
+                        key,
+                    ),
+                )
+                .await?;
+                match found {
+                    Some(released) => {
+                        store::set_status(
+                            &mut tx,
+                            released.id,
+                            ReservationStatus::Held,
+                            line.quantity,
+                        )
+                        .await?
+                    }
+                    None => {
+                        store::insert(
+                            &mut tx,
+                            shipment_id,
+                            line.warehouse_id,
+                            line.material_id,
+                            line.quantity,
+                        )
+                        .await?
+                    }
+                }
+            }
+        };
+        reservations.push(convert::reservation(&row)?);
+    }
+    let response = pb::ReserveStockResponse { reservations };
+    IDEMPOTENCY
+        .record(&mut tx, "ReserveStock", Some(key), &response)
+        .await?;
+    tx.commit().await?;
+    Ok(response)
+}
+
+fn reservation_entry<'a>(
+    warehouse_id: Uuid,
+    material_id: Uuid,
+    kind: MovementKind,
+    quantity: Decimal,
+    shipment_id: Uuid,
+    key: Uuid,
+) -> Entry<'a> {
+    Entry {
+        warehouse_id,
+        material_id,
+        kind,
+        quantity,
+        reason: "",
+        reference: Some(("shipment", shipment_id)),
+        idempotency_key: key,
+    }
+}
+
+/// The request fields of Release and Consume, parsed.
+struct Settle {
+    key: Uuid,
+    shipment_id: Uuid,
+    warehouse_id: Option<Uuid>,
+    material_id: Option<Uuid>,
+}
+
+fn parse_settle(
+    key: &str,
+    shipment_id: &str,
+    warehouse_id: &str,
+    material_id: &str,
+) -> Result<Settle, Error> {
+    let mut v = Violations::new();
+    let key = idempotency_key(&mut v, key);
+    let shipment_id = v.check(aip::parse_id("shipment_id", shipment_id));
+    let warehouse_id = v.check(aip::parse_optional_id("warehouse_id", warehouse_id));
+    let material_id = v.check(aip::parse_optional_id("material_id", material_id));
+    v.finish()?;
+    Ok(Settle {
+        key: parsed(key)?,
+        shipment_id: parsed(shipment_id)?,
+        warehouse_id: parsed(warehouse_id)?,
+        material_id: parsed(material_id)?,
+    })
+}
+
+/// Moves the shipment's held reservations that match `settle` to `to`, each with its ledger
+/// entry of `kind`.
+async fn settle(
+    tx: &mut Tx,
+    settle: &Settle,
+    kind: MovementKind,
+    to: ReservationStatus,
+) -> Result<Vec<pb::Reservation>, Error> {
+    let held: Vec<ReservationRow> = store::of_shipment(tx, settle.shipment_id, true)
+        .await?
+        .into_iter()
+        .filter(|r| r.status == ReservationStatus::Held.as_str())
+        .filter(|r| settle.warehouse_id.is_none_or(|w| w == r.warehouse_id))
+        .filter(|r| settle.material_id.is_none_or(|m| m == r.material_id))
+        .collect();
+    let mut done = Vec::with_capacity(held.len());
+    for r in held {
+        stock::apply(
+            tx,
+            &reservation_entry(
+                r.warehouse_id,
+                r.material_id,
+                kind,
+                r.quantity,
+                settle.shipment_id,
+                settle.key,
+            ),
+        )
+        .await?;
+        let row = store::set_status(tx, r.id, to, r.quantity).await?;
+        done.push(convert::reservation(&row)?);
+    }
+    Ok(done)
+}
+
+/// Gives back a shipment's held reservations.
+#[tracing::instrument(skip_all)]
+pub async fn release_reservation(
+    state: &State,
+    caller: &Caller,
+    request: pb::ReleaseReservationRequest,
+) -> Result<pb::ReleaseReservationResponse, Error> {
+    caller.require(Permission::StockReserve)?;
+    let s = parse_settle(
+        &request.idempotency_key,
+        &request.shipment_id,
+        &request.warehouse_id,
+        &request.material_id,
+    )?;
+    let fingerprint = request_fingerprint(&request.encode_to_vec());
+    let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
+    if let Some(first) = IDEMPOTENCY
+        .replay(&mut tx, "ReleaseReservation", Some(s.key), &fingerprint)
+        .await?
+    {
+        return Ok(first);
+    }
+    let response = pb::ReleaseReservationResponse {
+        reservations: settle(
+            &mut tx,
+            &s,
+            MovementKind::Release,
+            ReservationStatus::Released,
+        )
+        .await?,
+    };
+    IDEMPOTENCY
+        .record(&mut tx, "ReleaseReservation", Some(s.key), &response)
+        .await?;
+    tx.commit().await?;
+    Ok(response)
+}
+
+/// Ships a shipment's held reservations: on hand and reserved go down together.
+#[tracing::instrument(skip_all)]
+pub async fn consume_reservation(
+    state: &State,
+    caller: &Caller,
+    request: pb::ConsumeReservationRequest,
+) -> Result<pb::ConsumeReservationResponse, Error> {
+    caller.require(Permission::StockReserve)?;
+    let s = parse_settle(
+        &request.idempotency_key,
+        &request.shipment_id,
+        &request.warehouse_id,
+        "",
+    )?;
+    let fingerprint = request_fingerprint(&request.encode_to_vec());
+    let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
+    if let Some(first) = IDEMPOTENCY
+        .replay(&mut tx, "ConsumeReservation", Some(s.key), &fingerprint)
+        .await?
+    {
+        return Ok(first);
+    }
+    let response = pb::ConsumeReservationResponse {
+        reservations: settle(
+            &mut tx,
+            &s,
+            MovementKind::Consume,
+            ReservationStatus::Consumed,
+        )
+        .await?,
+    };
+    IDEMPOTENCY
+        .record(&mut tx, "ConsumeReservation", Some(s.key), &response)
+        .await?;
+    tx.commit().await?;
+    Ok(response)
+}
+
+/// A shipment's reservations.
+pub async fn list_reservations(
+    state: &State,
+    caller: &Caller,
+    request: pb::ListReservationsRequest,
+) -> Result<pb::ListReservationsResponse, Error> {
+    caller.require(Permission::InventoryRead)?;
+    let shipment_id = aip::require_id("shipment_id", &request.shipment_id)?;
+    let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
+    let rows = store::of_shipment(&mut tx, shipment_id, false).await?;
+    tx.commit().await?;
+    Ok(pb::ListReservationsResponse {
+        reservations: rows
+            .iter()
+            .map(convert::reservation)
+            .collect::<Result<_, _>>()?,
+    })
+}

@@ -1,0 +1,5 @@
+//! Inventory's types and rules: parsed at the edge, valid by construction. No I/O, no protobuf.
+
+pub mod material;
+pub mod stock;
+pub mod warehouse;
