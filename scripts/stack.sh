@@ -13,7 +13,8 @@
 # once into .local/stack/secrets.env and kept across restarts.
 #
 # Environment: STACK_DIR (.local/stack), STACK_DATABASE (logistics), IDENTITY_ADDR
-# (127.0.0.1:50051), PARTNER_ADDR (127.0.0.1:50052), FLEET_ADDR (127.0.0.1:50053), DEMO_TENANT_ID, DEMO_ADMIN_EMAIL,
+# (127.0.0.1:50051), PARTNER_ADDR (127.0.0.1:50052), FLEET_ADDR (127.0.0.1:50053),
+# INVENTORY_ADDR (127.0.0.1:50054), DEMO_TENANT_ID, DEMO_ADMIN_EMAIL,
 # DEMO_ADMIN_PASSWORD, CARGO_PROFILE (dev).
 set -euo pipefail
 
@@ -26,6 +27,7 @@ STACK_DATABASE="${STACK_DATABASE:-logistics}"
 IDENTITY_ADDR="${IDENTITY_ADDR:-127.0.0.1:50051}"
 PARTNER_ADDR="${PARTNER_ADDR:-127.0.0.1:50052}"
 FLEET_ADDR="${FLEET_ADDR:-127.0.0.1:50053}"
+INVENTORY_ADDR="${INVENTORY_ADDR:-127.0.0.1:50054}"
 # A fixed demo tenant, so the README's calls work as printed. Development only.
 DEMO_TENANT_ID="${DEMO_TENANT_ID:-01930000-0000-7000-8000-000000000001}"
 DEMO_ADMIN_EMAIL="${DEMO_ADMIN_EMAIL:-admin@demo.example}"
@@ -33,7 +35,7 @@ DEMO_ADMIN_PASSWORD="${DEMO_ADMIN_PASSWORD:-demo-admin-password}"
 CARGO_PROFILE="${CARGO_PROFILE:-dev}"
 
 # Services in start order; each has a binary, a schema and roles of its own name.
-SERVICES=(identity partner fleet)
+SERVICES=(identity partner fleet inventory)
 
 [[ "$STACK_DATABASE" =~ ^[a-z_][a-z0-9_]*$ ]] || die "STACK_DATABASE must be a plain lower-case identifier"
 
@@ -94,6 +96,7 @@ ensure_secrets() {
   add_secret FLEET_FIELD_ENCRYPTION_KEYS "local1:$(random_b64)"
   add_secret FLEET_BLIND_INDEX_KEY "$(random_b64)"
   add_secret FLEET_PAGE_TOKEN_KEY "$(random_b64)"
+  add_secret INVENTORY_PAGE_TOKEN_KEY "$(random_b64)"
   for name in "${SERVICES[@]}"; do
     upper="${name^^}"
     add_secret "${upper}_OWNER_PASSWORD" "$(random_hex)"
@@ -195,15 +198,20 @@ up() {
     FIELD_ENCRYPTION_KEYS="$FLEET_FIELD_ENCRYPTION_KEYS" BLIND_INDEX_KEY="$FLEET_BLIND_INDEX_KEY" \
     PAGE_TOKEN_KEY="$FLEET_PAGE_TOKEN_KEY"
 
+  provision_service inventory
+  start_service inventory "$INVENTORY_ADDR" DATABASE_URL="$APP_URL" IDENTITY_URL="http://$IDENTITY_ADDR" \
+    PAGE_TOKEN_KEY="$INVENTORY_PAGE_TOKEN_KEY"
+
   print_calls
 }
 
 print_calls() {
-  local login_body partner_body truck_body available_body
+  local login_body partner_body truck_body available_body material_body
   login_body="{\"tenant_id\":\"$DEMO_TENANT_ID\",\"email\":\"$DEMO_ADMIN_EMAIL\",\"password\":\"$DEMO_ADMIN_PASSWORD\"}"
   partner_body='{"request_id":"01930000-0000-7000-8000-0000000000a1","partner":{"kind":"PARTNER_KIND_ORGANIZATION","legal_name":"Acme Logistics GmbH","display_name":"Acme Logistics","tax_id":"DE123456789","country_code":"DE","default_currency_code":"EUR"},"roles":["PARTNER_ROLE_CUSTOMER"]}'
   truck_body='{"request_id":"01930000-0000-7000-8000-0000000000b1","truck":{"plate":"B-LX 1024","vin":"1M8GDM9AXKP042788","make":"Volvo","model":"FH16","year":2024,"payload_capacity_kg":{"value":"24000"},"volume_capacity_m3":{"value":"90"}}}'
   available_body='{"window":{"start_time":"2026-12-01T08:00:00Z","end_time":"2026-12-01T16:00:00Z"},"min_payload_kg":{"value":"10000"}}'
+  material_body='{"request_id":"01930000-0000-7000-8000-0000000000c1","material":{"sku":"STEEL-ROD-12","name":"Steel rod 12 mm","unit":"UNIT_OF_MEASURE_PIECE","unit_weight_kg":{"value":"7.1"},"reorder_point":{"value":"50"}}}'
   cat <<EOF
 
 The stack is up. Put the tools on PATH, log in, and make authenticated calls:
@@ -215,6 +223,8 @@ grpcurl -plaintext -H "authorization: Bearer \$TOKEN" -d '$partner_body' $PARTNE
 grpcurl -plaintext -H "authorization: Bearer \$TOKEN" -d '{"filter":"role = PARTNER_ROLE_CUSTOMER"}' $PARTNER_ADDR logistics.partner.v1.PartnerService/ListPartners
 grpcurl -plaintext -H "authorization: Bearer \$TOKEN" -d '$truck_body' $FLEET_ADDR logistics.fleet.v1.FleetService/CreateTruck
 grpcurl -plaintext -H "authorization: Bearer \$TOKEN" -d '$available_body' $FLEET_ADDR logistics.fleet.v1.FleetService/FindAvailableTrucks
+grpcurl -plaintext -H "authorization: Bearer \$TOKEN" -d '$material_body' $INVENTORY_ADDR logistics.inventory.v1.InventoryService/CreateMaterial
+grpcurl -plaintext -H "authorization: Bearer \$TOKEN" -d '{}' $INVENTORY_ADDR logistics.inventory.v1.InventoryService/CheckStockLedger
 grpcurl -plaintext $IDENTITY_ADDR list
 
 Stop with: scripts/stack.sh down

@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_IDENTITY = "127.0.0.1:50051"
 DEFAULT_PARTNER = "127.0.0.1:50052"
 DEFAULT_FLEET = "127.0.0.1:50053"
+DEFAULT_INVENTORY = "127.0.0.1:50054"
 
 
 def free_port() -> int:
@@ -50,6 +51,7 @@ class StackTest(unittest.TestCase):
         cls.addr = f"127.0.0.1:{free_port()}"
         cls.partner_addr = f"127.0.0.1:{free_port()}"
         cls.fleet_addr = f"127.0.0.1:{free_port()}"
+        cls.inventory_addr = f"127.0.0.1:{free_port()}"
         cls.database = f"logistics_e2e_{suffix}"
         cls.env = dict(
             os.environ,
@@ -58,6 +60,7 @@ class StackTest(unittest.TestCase):
             IDENTITY_ADDR=cls.addr,
             PARTNER_ADDR=cls.partner_addr,
             FLEET_ADDR=cls.fleet_addr,
+            INVENTORY_ADDR=cls.inventory_addr,
         )
         done = subprocess.run(
             ["bash", str(REPO / "scripts" / "stack.sh"), "up"],
@@ -80,7 +83,7 @@ class StackTest(unittest.TestCase):
     def moved(self, line: str) -> str:
         """A README line with the default addresses replaced by this test's."""
         return (line.replace(DEFAULT_IDENTITY, self.addr).replace(DEFAULT_PARTNER, self.partner_addr)
-                .replace(DEFAULT_FLEET, self.fleet_addr))
+                .replace(DEFAULT_FLEET, self.fleet_addr).replace(DEFAULT_INVENTORY, self.inventory_addr))
 
     def test_the_readme_calls_are_the_ones_the_stack_prints(self):
         printed = [line for line in self.stack_output.splitlines() if line.startswith(("source ", "TOKEN=", "grpcurl "))]
@@ -105,6 +108,9 @@ class StackTest(unittest.TestCase):
         trucks = re.findall(r'"plate": "B-LX 1024"', done.stdout)
         self.assertEqual(len(trucks), 2, done.stdout)  # created, found available
         self.assertIn('"value": "24000"', done.stdout)
+        # The material is created, and the new tenant's books check out.
+        self.assertIn('"sku": "STEEL-ROD-12"', done.stdout)
+        self.assertNotIn('"mismatches"', done.stdout)
 
     def test_a_generated_python_client_logs_in_reads_error_details_and_creates_a_partner(self):
         import grpc
