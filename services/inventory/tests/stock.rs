@@ -310,7 +310,25 @@ async fn reserving_again_for_a_shipment_reserves_once_and_a_retried_receipt_rece
             .await,
         Code::InvalidArgument,
     );
-    assert_eq!(violated_fields(&reused), ["request_id"]);
+    assert_eq!(violated_fields(&reused), ["idempotency_key"]);
+    // A key is unique per tenant across operations: an issue cannot reuse the receipt's.
+    let other_operation = expect_code(
+        client
+            .issue_stock(authed(
+                &app.admin_token,
+                pb::IssueStockRequest {
+                    idempotency_key: first.movement.as_ref().unwrap().idempotency_key.clone(),
+                    warehouse_id: hamburg.id.clone(),
+                    material_id: steel.id.clone(),
+                    quantity: decimal("10"),
+                    reference: None,
+                    reason: String::new(),
+                },
+            ))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert_eq!(violated_fields(&other_operation), ["idempotency_key"]);
 
     let shipment = Uuid::now_v7();
     let request = reserve_request(shipment, &[(&hamburg, &steel, "4")]);

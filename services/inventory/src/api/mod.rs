@@ -118,6 +118,47 @@ fn idempotency_key(v: &mut Violations, raw: &str) -> Option<Uuid> {
     }
 }
 
+/// Stock operations share one claim space: an idempotency key is unique per tenant across
+/// every operation, and the fingerprint includes the method, so a key reused by another
+/// operation is refused even where two requests encode alike.
+const STOCK_OPERATION: &str = "StockOperation";
+
+/// Claims `key` for the stock operation `method` with the encoded request, or returns the
+/// answer of its first call. A key used for anything else is INVALID_ARGUMENT on
+/// `idempotency_key`.
+async fn replay_operation<R: prost::Message + Default>(
+    tx: &mut logistics_platform::context::Tx,
+    method: &str,
+    key: Uuid,
+    encoded_request: &[u8],
+) -> Result<Option<R>, Error> {
+    let fingerprint =
+        aip::request_fingerprint(&[method.as_bytes(), b"\0", encoded_request].concat());
+    crate::store::IDEMPOTENCY
+        .replay(tx, STOCK_OPERATION, Some(key), &fingerprint)
+        .await
+        .map_err(|e| match e {
+            Error::Invalid(violations) => Error::Invalid(
+                violations
+                    .into_iter()
+                    .map(|v| FieldViolation::new("idempotency_key", v.description))
+                    .collect(),
+            ),
+            other => other,
+        })
+}
+
+/// Stores the answer of the stock operation claimed under `key`, in its transaction.
+async fn record_operation<R: prost::Message>(
+    tx: &mut logistics_platform::context::Tx,
+    key: Uuid,
+    response: &R,
+) -> Result<(), Error> {
+    crate::store::IDEMPOTENCY
+        .record(tx, STOCK_OPERATION, Some(key), response)
+        .await
+}
+
 /// A value parsed without a violation being recorded must be there; if not, it is a bug.
 fn parsed<T>(value: Option<T>) -> Result<T, Error> {
     value.ok_or_else(|| anyhow::anyhow!("parsed field missing without a violation").into())

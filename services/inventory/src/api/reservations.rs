@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use logistics_platform::aip::{self, request_fingerprint};
+use logistics_platform::aip;
 use logistics_platform::auth::Caller;
 use logistics_platform::authz::Permission;
 use logistics_platform::context::{DbContext, Tx};
@@ -16,12 +16,12 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::stock::short;
-use super::{State, convert, idempotency_key, parsed};
+use super::{State, convert, idempotency_key, parsed, record_operation, replay_operation};
 use crate::domain::material::QUANTITY;
 use crate::domain::stock::{MovementKind, ReservationStatus};
 use crate::store::reservations::{self as store, ReservationRow};
 use crate::store::stock::{self as stock, Entry};
-use crate::store::{IDEMPOTENCY, materials, warehouses};
+use crate::store::{materials, warehouses};
 
 /// Most lines one ReserveStock may carry.
 const MAX_LINES: usize = 100;
@@ -92,12 +92,10 @@ pub async fn reserve_stock(
     let lines = parse_lines(&mut v, &request.lines);
     v.finish()?;
     let (key, shipment_id) = (parsed(key)?, parsed(shipment_id)?);
-    let fingerprint = request_fingerprint(&request.encode_to_vec());
 
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    if let Some(first) = IDEMPOTENCY
-        .replay(&mut tx, "ReserveStock", Some(key), &fingerprint)
-        .await?
+    if let Some(first) =
+        replay_operation(&mut tx, "ReserveStock", key, &request.encode_to_vec()).await?
     {
         return Ok(first);
     }
@@ -187,9 +185,7 @@ pub async fn reserve_stock(
         reservations.push(convert::reservation(&row)?);
     }
     let response = pb::ReserveStockResponse { reservations };
-    IDEMPOTENCY
-        .record(&mut tx, "ReserveStock", Some(key), &response)
-        .await?;
+    record_operation(&mut tx, key, &response).await?;
     tx.commit().await?;
     Ok(response)
 }
@@ -290,11 +286,14 @@ pub async fn release_reservation(
         &request.warehouse_id,
         &request.material_id,
     )?;
-    let fingerprint = request_fingerprint(&request.encode_to_vec());
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    if let Some(first) = IDEMPOTENCY
-        .replay(&mut tx, "ReleaseReservation", Some(s.key), &fingerprint)
-        .await?
+    if let Some(first) = replay_operation(
+        &mut tx,
+        "ReleaseReservation",
+        s.key,
+        &request.encode_to_vec(),
+    )
+    .await?
     {
         return Ok(first);
     }
@@ -307,9 +306,7 @@ pub async fn release_reservation(
         )
         .await?,
     };
-    IDEMPOTENCY
-        .record(&mut tx, "ReleaseReservation", Some(s.key), &response)
-        .await?;
+    record_operation(&mut tx, s.key, &response).await?;
     tx.commit().await?;
     Ok(response)
 }
@@ -328,11 +325,14 @@ pub async fn consume_reservation(
         &request.warehouse_id,
         "",
     )?;
-    let fingerprint = request_fingerprint(&request.encode_to_vec());
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    if let Some(first) = IDEMPOTENCY
-        .replay(&mut tx, "ConsumeReservation", Some(s.key), &fingerprint)
-        .await?
+    if let Some(first) = replay_operation(
+        &mut tx,
+        "ConsumeReservation",
+        s.key,
+        &request.encode_to_vec(),
+    )
+    .await?
     {
         return Ok(first);
     }
@@ -345,9 +345,7 @@ pub async fn consume_reservation(
         )
         .await?,
     };
-    IDEMPOTENCY
-        .record(&mut tx, "ConsumeReservation", Some(s.key), &response)
-        .await?;
+    record_operation(&mut tx, s.key, &response).await?;
     tx.commit().await?;
     Ok(response)
 }

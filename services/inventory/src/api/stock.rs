@@ -2,7 +2,7 @@
 //! check. Every operation is idempotent by its key: the claim, the level change and the ledger
 //! entry commit together, so a retry finds the claim and answers as the first call did.
 
-use logistics_platform::aip::{self, request_fingerprint};
+use logistics_platform::aip;
 use logistics_platform::auth::Caller;
 use logistics_platform::authz::Permission;
 use logistics_platform::context::{DbContext, Tx};
@@ -16,14 +16,14 @@ use prost::Message;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::{State, convert, idempotency_key, parsed};
+use super::{State, convert, idempotency_key, parsed, record_operation, replay_operation};
 use crate::domain::material::{MaterialStatus, QUANTITY};
 use crate::domain::stock::MovementKind;
 use crate::domain::warehouse::WarehouseStatus;
 use crate::store::stock::{
     self as store, Entry, LevelCursor, LevelRow, MovementCursor, MovementFilter,
 };
-use crate::store::{IDEMPOTENCY, materials, warehouses};
+use crate::store::{materials, warehouses};
 
 /// Adjustments: a signed change, 3 decimals.
 const CHANGE: DecimalRule = DecimalRule {
@@ -157,11 +157,9 @@ pub async fn receive_stock(
         &request.reason,
         0,
     )?;
-    let fingerprint = request_fingerprint(&request.encode_to_vec());
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    if let Some(first) = IDEMPOTENCY
-        .replay(&mut tx, "ReceiveStock", Some(op.key), &fingerprint)
-        .await?
+    if let Some(first) =
+        replay_operation(&mut tx, "ReceiveStock", op.key, &request.encode_to_vec()).await?
     {
         return Ok(first);
     }
@@ -171,9 +169,7 @@ pub async fn receive_stock(
         level: Some(level_after(&mut tx, op.warehouse_id, op.material_id).await?),
         movement: Some(convert::movement(&movement)?),
     };
-    IDEMPOTENCY
-        .record(&mut tx, "ReceiveStock", Some(op.key), &response)
-        .await?;
+    record_operation(&mut tx, op.key, &response).await?;
     tx.commit().await?;
     Ok(response)
 }
@@ -209,11 +205,9 @@ pub async fn issue_stock(
         &request.reason,
         0,
     )?;
-    let fingerprint = request_fingerprint(&request.encode_to_vec());
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    if let Some(first) = IDEMPOTENCY
-        .replay(&mut tx, "IssueStock", Some(op.key), &fingerprint)
-        .await?
+    if let Some(first) =
+        replay_operation(&mut tx, "IssueStock", op.key, &request.encode_to_vec()).await?
     {
         return Ok(first);
     }
@@ -231,9 +225,7 @@ pub async fn issue_stock(
         level: Some(level_after(&mut tx, op.warehouse_id, op.material_id).await?),
         movement: Some(convert::movement(&movement)?),
     };
-    IDEMPOTENCY
-        .record(&mut tx, "IssueStock", Some(op.key), &response)
-        .await?;
+    record_operation(&mut tx, op.key, &response).await?;
     tx.commit().await?;
     Ok(response)
 }
@@ -258,11 +250,9 @@ pub async fn adjust_stock(
         &request.reason,
         1,
     )?;
-    let fingerprint = request_fingerprint(&request.encode_to_vec());
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    if let Some(first) = IDEMPOTENCY
-        .replay(&mut tx, "AdjustStock", Some(op.key), &fingerprint)
-        .await?
+    if let Some(first) =
+        replay_operation(&mut tx, "AdjustStock", op.key, &request.encode_to_vec()).await?
     {
         return Ok(first);
     }
@@ -281,9 +271,7 @@ pub async fn adjust_stock(
         level: Some(level_after(&mut tx, op.warehouse_id, op.material_id).await?),
         movement: Some(convert::movement(&movement)?),
     };
-    IDEMPOTENCY
-        .record(&mut tx, "AdjustStock", Some(op.key), &response)
-        .await?;
+    record_operation(&mut tx, op.key, &response).await?;
     tx.commit().await?;
     Ok(response)
 }
@@ -335,11 +323,9 @@ pub async fn transfer_stock(
         (Err(e), _) | (Ok(_), Err(e)) => return Err(e),
     };
     let to = parsed(to)?;
-    let fingerprint = request_fingerprint(&request.encode_to_vec());
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    if let Some(first) = IDEMPOTENCY
-        .replay(&mut tx, "TransferStock", Some(from.key), &fingerprint)
-        .await?
+    if let Some(first) =
+        replay_operation(&mut tx, "TransferStock", from.key, &request.encode_to_vec()).await?
     {
         return Ok(first);
     }
@@ -390,9 +376,7 @@ pub async fn transfer_stock(
         to_level: Some(level_after(&mut tx, to, into.material_id).await?),
         movements: vec![convert::movement(&out)?, convert::movement(&inn)?],
     };
-    IDEMPOTENCY
-        .record(&mut tx, "TransferStock", Some(into.key), &response)
-        .await?;
+    record_operation(&mut tx, into.key, &response).await?;
     tx.commit().await?;
     Ok(response)
 }
