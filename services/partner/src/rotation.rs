@@ -8,7 +8,9 @@
 //! Procedure: put the new key first in FIELD_ENCRYPTION_KEYS and keep the old one after it,
 //! deploy, run `partner rotate-keys`, and remove the old key once it reports nothing left.
 
+use logistics_platform::Error;
 use logistics_platform::context::DbContext;
+use logistics_platform::sealing::in_batches;
 use sqlx::PgPool;
 
 use crate::sealing::{Column, Sealer};
@@ -26,10 +28,9 @@ pub struct Rotated {
 }
 
 /// Re-seals everything not sealed with the active key, `batch` rows per transaction.
-pub async fn run(pool: &PgPool, sealer: &Sealer, batch: i64) -> anyhow::Result<Rotated> {
+pub async fn run(pool: &PgPool, sealer: &Sealer, batch: i64) -> Result<Rotated, Error> {
     let active = sealer.keyring().active_key_id().to_owned();
-    let mut done = Rotated::default();
-    loop {
+    let tax_ids = in_batches(batch, || async {
         let mut tx = DbContext::system(None).begin(pool).await?;
         let rows = partners::stale_tax_ids(&mut tx, &active, batch).await?;
         for (tenant_id, id, ciphertext) in &rows {
@@ -40,41 +41,33 @@ pub async fn run(pool: &PgPool, sealer: &Sealer, batch: i64) -> anyhow::Result<R
             }
         }
         tx.commit().await?;
-        done.tax_ids += rows.len() as u64;
-        if (rows.len() as i64) < batch {
-            break;
-        }
-    }
-    loop {
+        Ok(rows.len())
+    })
+    .await?;
+    let contacts = in_batches(batch, || async {
         let mut tx = DbContext::system(None).begin(pool).await?;
         let rows = contacts::stale_ciphertexts(&mut tx, &active, batch).await?;
         for (tenant_id, id, email, phone) in &rows {
-            let email = match email {
-                Some(c) => Some(
-                    sealer
-                        .reseal(Column::ContactEmail, *tenant_id, *id, c)?
-                        .unwrap_or_else(|| c.clone()),
-                ),
-                None => None,
+            let reseal = |column, value: &Option<Vec<u8>>| -> Result<Option<Vec<u8>>, Error> {
+                value
+                    .as_ref()
+                    .map(|c| {
+                        sealer
+                            .reseal(column, *tenant_id, *id, c)
+                            .map(|r| r.unwrap_or_else(|| c.clone()))
+                    })
+                    .transpose()
             };
-            let phone = match phone {
-                Some(c) => Some(
-                    sealer
-                        .reseal(Column::ContactPhone, *tenant_id, *id, c)?
-                        .unwrap_or_else(|| c.clone()),
-                ),
-                None => None,
-            };
+            let email = reseal(Column::ContactEmail, email)?;
+            let phone = reseal(Column::ContactPhone, phone)?;
             contacts::store_resealed(&mut tx, *tenant_id, *id, email.as_deref(), phone.as_deref())
                 .await?;
         }
         tx.commit().await?;
-        done.contacts += rows.len() as u64;
-        if (rows.len() as i64) < batch {
-            break;
-        }
-    }
-    loop {
+        Ok(rows.len())
+    })
+    .await?;
+    let responses = in_batches(batch, || async {
         let mut tx = DbContext::system(None).begin(pool).await?;
         let rows = store::stale_responses(&mut tx, &active, batch).await?;
         for (tenant_id, method, request_id, sealed) in &rows {
@@ -86,17 +79,13 @@ pub async fn run(pool: &PgPool, sealer: &Sealer, batch: i64) -> anyhow::Result<R
             }
         }
         tx.commit().await?;
-        done.responses += rows.len() as u64;
-        if (rows.len() as i64) < batch {
-            break;
-        }
-    }
-    tracing::info!(
-        tax_ids = done.tax_ids,
-        contacts = done.contacts,
-        responses = done.responses,
-        key_id = %active,
-        "personal data re-sealed"
-    );
-    Ok(done)
+        Ok(rows.len())
+    })
+    .await?;
+    tracing::info!(tax_ids, contacts, responses, key_id = %active, "personal data re-sealed");
+    Ok(Rotated {
+        tax_ids,
+        contacts,
+        responses,
+    })
 }

@@ -161,6 +161,24 @@ impl Sealer {
     }
 }
 
+/// Runs `batch` (each call one transaction of at most `size` rows, returning how many it
+/// handled) until a call handles fewer than `size`; returns the total. What key rotations of
+/// every service share.
+pub async fn in_batches<F, Fut>(size: i64, mut batch: F) -> Result<u64, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, Error>>,
+{
+    let mut total = 0;
+    loop {
+        let handled = batch().await?;
+        total += handled as u64;
+        if (handled as i64) < size {
+            return Ok(total);
+        }
+    }
+}
+
 fn aad(column: &str, tenant_id: Uuid, row_id: Uuid) -> Vec<u8> {
     format!("{tenant_id}|{column}|{row_id}").into_bytes()
 }
