@@ -1083,14 +1083,32 @@ async fn the_runtime_role_sees_no_rows_without_a_tenant_and_only_its_tenants_row
         .unwrap()
         .rows_affected();
         assert_eq!(touched, 0, "{table} updated without a tenant");
-        let removed = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM fleet.{table}")))
-            .execute(&mut *tx)
-            .await
-            .unwrap()
-            .rows_affected();
-        assert_eq!(removed, 0, "{table} deleted from without a tenant");
     }
     tx.rollback().await.unwrap();
+    // Hard deletes: refused outright on the domain tables (history stays), and without a
+    // tenant nothing to delete among idempotency claims.
+    for table in FLEET_TABLES {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+        let removed = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM fleet.{table}")))
+            .execute(&mut *tx)
+            .await;
+        match removed {
+            Ok(done) => {
+                assert_eq!(*table, "idempotency_keys", "{table} may be hard-deleted");
+                assert_eq!(
+                    done.rows_affected(),
+                    0,
+                    "{table} deleted from without a tenant"
+                );
+            }
+            Err(err) => assert_eq!(
+                err.as_database_error().unwrap().code().as_deref(),
+                Some("42501"),
+                "{table}"
+            ),
+        }
+        tx.rollback().await.unwrap();
+    }
     let inserts = [
         (
             "trucks",

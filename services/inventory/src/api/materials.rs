@@ -294,6 +294,9 @@ async fn set_deleted(
     caller.require(Permission::InventoryWrite)?;
     let (id, version) = id_and_etag(id, etag)?;
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
+    if deleted {
+        store::lock(&mut tx, id).await?;
+    }
     if deleted && stock::holds(&mut tx, None, Some(id)).await? {
         return Err(Error::precondition(
             "STOCK_REMAINS",

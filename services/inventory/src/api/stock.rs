@@ -286,7 +286,8 @@ pub async fn transfer_stock(
     caller.require(Permission::InventoryWrite)?;
     let mut v = Violations::new();
     let to = v.check(aip::parse_id("to_warehouse_id", &request.to_warehouse_id));
-    if !request.to_warehouse_id.is_empty() && request.to_warehouse_id == request.from_warehouse_id {
+    // Compared as ids, not text: one UUID has several spellings.
+    if to.is_some() && to == Uuid::try_parse(&request.from_warehouse_id).ok() {
         v.push(FieldViolation::new(
             "to_warehouse_id",
             "must differ from from_warehouse_id",

@@ -270,7 +270,9 @@ async fn set_deleted(
     caller.require(Permission::InventoryWrite)?;
     let (id, version) = id_and_etag(id, etag)?;
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    let row = store::set_deleted(&mut tx, id, version, deleted).await?;
+    let row = store::set_deleted(&mut tx, id, version, deleted)
+        .await
+        .map_err(|e| e.nested("material_supplier"))?;
     tx.commit().await?;
     Ok(row)
 }

@@ -275,6 +275,9 @@ async fn set_deleted(
     caller.require(Permission::InventoryWrite)?;
     let (id, version) = id_and_etag(id, etag)?;
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
+    if deleted {
+        store::lock(&mut tx, id).await?;
+    }
     if deleted && stock::holds(&mut tx, Some(id), None).await? {
         return Err(Error::precondition(
             "STOCK_REMAINS",
@@ -282,7 +285,9 @@ async fn set_deleted(
             "the warehouse still holds stock; issue or transfer it first",
         ));
     }
-    let row = store::set_deleted(&mut tx, id, version, deleted).await?;
+    let row = store::set_deleted(&mut tx, id, version, deleted)
+        .await
+        .map_err(|e| e.nested("warehouse"))?;
     tx.commit().await?;
     Ok(row)
 }

@@ -98,11 +98,25 @@ pub async fn get(
         .await?)
 }
 
-/// A live material, or NOT_FOUND.
+/// A live material, or NOT_FOUND; locked FOR SHARE until the transaction ends, so that it
+/// cannot be deleted (or changed) under an operation that relies on it.
 pub async fn get_live(tx: &mut Tx, id: Uuid) -> Result<MaterialRow, Error> {
-    get(tx, id, false)
-        .await?
-        .ok_or_else(|| Error::NotFound(Resource::new(KIND, id)))
+    let sql = format!("{SELECT} WHERE id = $1 AND deleted_at IS NULL FOR SHARE");
+    let row: Option<MaterialRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.ok_or_else(|| Error::NotFound(Resource::new(KIND, id)))
+}
+
+/// Locks the material FOR UPDATE before a delete decides, so operations that hold it FOR SHARE
+/// finish first and their stock is seen.
+pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<(), Error> {
+    sqlx::query("SELECT 1 FROM inventory.materials WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Writes every field of a live material at `expected_version` (any when `None`).

@@ -197,7 +197,7 @@ pub async fn holds(
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LevelCursor(pub Uuid, pub Uuid);
 
-/// One page of levels by warehouse and material.
+/// One page of levels of live warehouses and materials, by warehouse and material.
 pub async fn levels(
     tx: &mut Tx,
     warehouse_id: Option<Uuid>,
@@ -207,7 +207,9 @@ pub async fn levels(
     limit: i64,
 ) -> Result<Vec<LevelRow>, Error> {
     let sql = format!(
-        "{LEVEL_SELECT} WHERE ($1::uuid IS NULL OR l.warehouse_id = $1) \
+        "{LEVEL_SELECT} WHERE m.deleted_at IS NULL AND EXISTS (SELECT 1 FROM inventory.warehouses w \
+             WHERE w.tenant_id = l.tenant_id AND w.id = l.warehouse_id AND w.deleted_at IS NULL) \
+           AND ($1::uuid IS NULL OR l.warehouse_id = $1) \
            AND ($2::uuid IS NULL OR l.material_id = $2) \
            AND (NOT $3 OR l.on_hand - l.reserved <= m.reorder_point) \
            AND ($4::uuid IS NULL OR (l.warehouse_id, l.material_id) > ($4, $5)) \
