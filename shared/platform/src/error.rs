@@ -214,6 +214,24 @@ impl Error {
         }
     }
 
+    /// The outcome of a conditional write (`updated`) of a live (`expect_live`) or deleted row,
+    /// given the row as read back after it: the row, or why the write matched nothing (see
+    /// [`Error::missed_write`]).
+    pub fn after_write<R>(
+        updated: bool,
+        now: Option<R>,
+        is_live: impl FnOnce(&R) -> bool,
+        expect_live: bool,
+        resource: Resource,
+    ) -> Result<R, Self> {
+        if updated {
+            now.ok_or_else(|| anyhow::anyhow!("written {} vanished", resource.kind).into())
+        } else {
+            let now_live = now.as_ref().map(is_live);
+            Err(Self::missed_write(now_live, expect_live, resource))
+        }
+    }
+
     /// The gRPC code of this error.
     pub fn code(&self) -> Code {
         match self {

@@ -211,14 +211,13 @@ async fn after_write(
     expect_live: bool,
 ) -> Result<DriverRow, Error> {
     let now = get(tx, id, true).await?;
-    match updated {
-        Some(_) => now.ok_or_else(|| anyhow::anyhow!("written driver vanished").into()),
-        None => Err(Error::missed_write(
-            now.map(|row| row.deleted_at.is_none()),
-            expect_live,
-            Resource::new(KIND, id),
-        )),
-    }
+    Error::after_write(
+        updated.is_some(),
+        now,
+        |row| row.deleted_at.is_none(),
+        expect_live,
+        Resource::new(KIND, id),
+    )
 }
 
 /// Whether an active assignment of the driver overlaps `window`.

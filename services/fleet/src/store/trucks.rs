@@ -185,14 +185,13 @@ async fn after_write(
     expect_live: bool,
 ) -> Result<TruckRow, Error> {
     let now = get(tx, id, true).await?;
-    match updated {
-        Some(_) => now.ok_or_else(|| anyhow::anyhow!("written truck vanished").into()),
-        None => Err(Error::missed_write(
-            now.map(|row| row.deleted_at.is_none()),
-            expect_live,
-            Resource::new(KIND, id),
-        )),
-    }
+    Error::after_write(
+        updated.is_some(),
+        now,
+        |row| row.deleted_at.is_none(),
+        expect_live,
+        Resource::new(KIND, id),
+    )
 }
 
 /// Whether an active assignment of the truck overlaps `window`.

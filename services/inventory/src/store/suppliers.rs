@@ -186,14 +186,13 @@ async fn after_write(
     expect_live: bool,
 ) -> Result<LinkRow, Error> {
     let now = get(tx, id, true).await?;
-    match updated {
-        Some(_) => now.ok_or_else(|| anyhow::anyhow!("written link vanished").into()),
-        None => Err(Error::missed_write(
-            now.map(|row| row.deleted_at.is_none()),
-            expect_live,
-            Resource::new(KIND, id),
-        )),
-    }
+    Error::after_write(
+        updated.is_some(),
+        now,
+        |row| row.deleted_at.is_none(),
+        expect_live,
+        Resource::new(KIND, id),
+    )
 }
 
 /// Filters of ListMaterialSuppliers.
