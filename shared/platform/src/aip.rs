@@ -182,6 +182,21 @@ pub fn id_and_etag(id: &str, etag: &str) -> Result<(Uuid, Option<i32>), Error> {
     }
 }
 
+/// The id and optional etag of the resource of an Update request, named `{resource}.id` and
+/// `{resource}.etag` in violations recorded in `v`.
+pub fn resource_id_and_etag(
+    v: &mut crate::error::Violations,
+    resource: &str,
+    id: &str,
+    etag: &str,
+) -> (Option<Uuid>, Option<i32>) {
+    let id = v.check(parse_id(&format!("{resource}.id"), id));
+    let version = v
+        .check(parse_etag(&format!("{resource}.etag"), etag))
+        .flatten();
+    (id, version)
+}
+
 /// The paths of an update mask, each checked against `allowed`; an empty mask is refused,
 /// because AIP's "empty means everything" is how fields get wiped by accident.
 pub fn field_mask<'a>(

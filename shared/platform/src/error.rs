@@ -74,6 +74,12 @@ impl Violations {
     }
 }
 
+/// A value parsed without a violation being recorded must be there; if not, it is a bug, and
+/// an internal error rather than a panic.
+pub fn parsed<T>(value: Option<T>) -> Result<T, Error> {
+    value.ok_or_else(|| anyhow::anyhow!("parsed field missing without a violation").into())
+}
+
 /// A resource named in NOT_FOUND and ALREADY_EXISTS answers (`google.rpc.ResourceInfo`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {

@@ -40,6 +40,22 @@ pub fn known<E: TryFrom<i32>>(field: &str, value: i32) -> Result<E, FieldViolati
     E::try_from(value).map_err(|_| FieldViolation::new(field, "is not a known value"))
 }
 
+/// Declares `pub fn $fn(field, value) -> Result<Domain, FieldViolation>` for a required wire
+/// enum: UNSPECIFIED is "is required", numbers the contract does not define are violations,
+/// and each listed wire variant maps to its domain variant.
+#[macro_export]
+macro_rules! enum_from_proto {
+    ($fn:ident, $wire:ty, $domain:ty { $($w:ident => $d:ident),+ $(,)? }) => {
+        /// The domain value of a wire value of the request field `field`.
+        pub fn $fn(field: &str, value: i32) -> Result<$domain, $crate::FieldViolation> {
+            match $crate::wire::known::<$wire>(field, value)? {
+                <$wire>::Unspecified => Err($crate::FieldViolation::new(field, "is required")),
+                $(<$wire>::$w => Ok(<$domain>::$d)),+
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -6,13 +6,13 @@ use logistics_platform::aip::{self, id_and_etag, require_id};
 use logistics_platform::auth::Caller;
 use logistics_platform::authz::Permission;
 use logistics_platform::context::DbContext;
-use logistics_platform::error::{Error, FieldViolation, Resource, Violations};
+use logistics_platform::error::{Error, FieldViolation, Resource, Violations, parsed};
 use logistics_platform::fields::Text;
 use logistics_proto::fleet::v1 as pb;
 use prost::Message;
 use uuid::Uuid;
 
-use super::{State, convert, parsed};
+use super::{State, convert};
 use crate::domain::driver::DriverStatus;
 use crate::domain::truck::TruckStatus;
 use crate::store::assignments::{

@@ -3,8 +3,8 @@
 
 use logistics_platform::aip::etag;
 use logistics_platform::error::Violations;
-use logistics_platform::wire::{known, parse_timestamp, timestamp};
-use logistics_platform::{Error, FieldViolation};
+use logistics_platform::wire::{parse_timestamp, timestamp};
+use logistics_platform::{Error, FieldViolation, enum_from_proto};
 use logistics_proto::fleet::v1 as pb;
 use logistics_proto::r#type::v1 as types;
 
@@ -87,29 +87,16 @@ pub fn decimal(value: rust_decimal::Decimal) -> types::Decimal {
     }
 }
 
-/// A required wire enum: UNSPECIFIED is "is required", unknown numbers are violations.
-macro_rules! from_proto {
-    ($fn:ident, $wire:ty, $domain:ty { $($w:ident => $d:ident),+ $(,)? }) => {
-        /// The domain value of a wire value of the request field `field`.
-        pub fn $fn(field: &str, value: i32) -> Result<$domain, FieldViolation> {
-            match known::<$wire>(field, value)? {
-                <$wire>::Unspecified => Err(FieldViolation::new(field, "is required")),
-                $(<$wire>::$w => Ok(<$domain>::$d)),+
-            }
-        }
-    };
-}
-
-from_proto!(truck_status, pb::TruckStatus, TruckStatus {
+enum_from_proto!(truck_status, pb::TruckStatus, TruckStatus {
     Active => Active, InMaintenance => InMaintenance, Retired => Retired
 });
-from_proto!(driver_status, pb::DriverStatus, DriverStatus {
+enum_from_proto!(driver_status, pb::DriverStatus, DriverStatus {
     Active => Active, Inactive => Inactive, Terminated => Terminated
 });
-from_proto!(licence_class, pb::LicenceClass, LicenceClass {
+enum_from_proto!(licence_class, pb::LicenceClass, LicenceClass {
     B => B, Be => Be, C1 => C1, C1e => C1e, C => C, Ce => Ce
 });
-from_proto!(maintenance_kind, pb::MaintenanceKind, MaintenanceKind {
+enum_from_proto!(maintenance_kind, pb::MaintenanceKind, MaintenanceKind {
     Inspection => Inspection, Service => Service, Repair => Repair, Tyres => Tyres
 });
 

@@ -2,11 +2,11 @@
 //! search for drivers licensed and free for a window. Licence numbers and phones are sealed
 //! before the store sees them and opened only into responses.
 
-use logistics_platform::aip::{self, id_and_etag, require_id};
+use logistics_platform::aip::{self, id_and_etag, require_id, resource_id_and_etag};
 use logistics_platform::auth::Caller;
 use logistics_platform::authz::Permission;
 use logistics_platform::context::DbContext;
-use logistics_platform::error::{Error, FieldViolation, Resource, Violations};
+use logistics_platform::error::{Error, FieldViolation, Resource, Violations, parsed};
 use logistics_platform::fields::{PhoneE164, Text};
 use logistics_platform::wire::parse_timestamp;
 use logistics_proto::fleet::v1 as pb;
@@ -14,7 +14,7 @@ use prost::Message;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{State, convert, parsed, resource_id_and_etag};
+use super::{State, convert};
 use crate::domain::driver::{DriverStatus, LicenceClass, LicenceNumber};
 use crate::sealing::{Column, licence_index};
 use crate::store::IDEMPOTENCY;

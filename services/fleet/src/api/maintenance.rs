@@ -1,18 +1,18 @@
 //! Maintenance records of a truck: create (idempotent), get, list, update (mask + etag), soft
 //! delete, undelete. Scheduling over an active assignment is FAILED_PRECONDITION.
 
-use logistics_platform::aip::{self, id_and_etag, require_id};
+use logistics_platform::aip::{self, id_and_etag, require_id, resource_id_and_etag};
 use logistics_platform::auth::Caller;
 use logistics_platform::authz::Permission;
 use logistics_platform::context::DbContext;
-use logistics_platform::error::{Error, Resource, Violations};
+use logistics_platform::error::{Error, Resource, Violations, parsed};
 use logistics_platform::fields::{Money, Text};
 use logistics_platform::wire::parse_timestamp;
 use logistics_proto::fleet::v1 as pb;
 use prost::Message;
 use uuid::Uuid;
 
-use super::{State, convert, parsed, resource_id_and_etag};
+use super::{State, convert};
 use crate::store::maintenance::{self as store, ListQuery, MaintenanceValues};
 use crate::store::{IDEMPOTENCY, trucks};
 

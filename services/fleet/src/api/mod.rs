@@ -87,29 +87,3 @@ rpcs! {
     cancel_assignment(CancelAssignmentRequest) -> CancelAssignmentResponse => assignments::cancel_assignment;
     list_assignments(ListAssignmentsRequest) -> ListAssignmentsResponse => assignments::list_assignments;
 }
-
-/// The id and optional etag of a resource in an Update request (`truck.id`, `truck.etag`),
-/// recorded in `v`.
-fn resource_id_and_etag(
-    v: &mut logistics_platform::error::Violations,
-    resource: &str,
-    id: &str,
-    etag: &str,
-) -> (Option<uuid::Uuid>, Option<i32>) {
-    let id = v.check(logistics_platform::aip::parse_id(
-        &format!("{resource}.id"),
-        id,
-    ));
-    let version = v
-        .check(logistics_platform::aip::parse_etag(
-            &format!("{resource}.etag"),
-            etag,
-        ))
-        .flatten();
-    (id, version)
-}
-
-/// A value parsed without a violation being recorded must be there; if not, it is a bug.
-fn parsed<T>(value: Option<T>) -> Result<T, logistics_platform::Error> {
-    value.ok_or_else(|| anyhow::anyhow!("parsed field missing without a violation").into())
-}

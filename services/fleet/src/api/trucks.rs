@@ -1,17 +1,17 @@
 //! Trucks: create (idempotent), get, list, update (mask + etag), soft delete, undelete, and the
 //! search for trucks that are free and big enough.
 
-use logistics_platform::aip::{self, id_and_etag, require_id};
+use logistics_platform::aip::{self, id_and_etag, require_id, resource_id_and_etag};
 use logistics_platform::auth::Caller;
 use logistics_platform::authz::Permission;
 use logistics_platform::context::DbContext;
-use logistics_platform::error::{Error, Resource, Violations};
+use logistics_platform::error::{Error, Resource, Violations, parsed};
 use logistics_proto::fleet::v1 as pb;
 use prost::Message;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{State, convert, parsed, resource_id_and_etag};
+use super::{State, convert};
 use crate::domain::truck::{
     self as domain, PAYLOAD_DIGITS, Plate, TruckFields, TruckStatus, VOLUME_DIGITS, Vin,
 };

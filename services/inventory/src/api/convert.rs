@@ -3,8 +3,8 @@
 use logistics_platform::aip::etag;
 use logistics_platform::decimal::DecimalRule;
 use logistics_platform::error::Violations;
-use logistics_platform::wire::{known, timestamp};
-use logistics_platform::{Error, FieldViolation};
+use logistics_platform::wire::timestamp;
+use logistics_platform::{Error, FieldViolation, enum_from_proto};
 use logistics_proto::inventory::v1 as pb;
 use logistics_proto::r#type::v1 as types;
 use rust_decimal::Decimal;
@@ -65,27 +65,14 @@ pub fn parse_reference(
     }
 }
 
-/// A required wire enum: UNSPECIFIED is "is required", unknown numbers are violations.
-macro_rules! from_proto {
-    ($fn:ident, $wire:ty, $domain:ty { $($w:ident => $d:ident),+ $(,)? }) => {
-        /// The domain value of a wire value of the request field `field`.
-        pub fn $fn(field: &str, value: i32) -> Result<$domain, FieldViolation> {
-            match known::<$wire>(field, value)? {
-                <$wire>::Unspecified => Err(FieldViolation::new(field, "is required")),
-                $(<$wire>::$w => Ok(<$domain>::$d)),+
-            }
-        }
-    };
-}
-
-from_proto!(unit, pb::UnitOfMeasure, Unit {
+enum_from_proto!(unit, pb::UnitOfMeasure, Unit {
     Piece => Piece, Kilogram => Kilogram, Tonne => Tonne, Litre => Litre,
     CubicMetre => CubicMetre, Metre => Metre, SquareMetre => SquareMetre, Pallet => Pallet
 });
-from_proto!(material_status, pb::MaterialStatus, MaterialStatus {
+enum_from_proto!(material_status, pb::MaterialStatus, MaterialStatus {
     Active => Active, Discontinued => Discontinued
 });
-from_proto!(warehouse_status, pb::WarehouseStatus, WarehouseStatus {
+enum_from_proto!(warehouse_status, pb::WarehouseStatus, WarehouseStatus {
     Active => Active, Closed => Closed
 });
 

@@ -93,21 +93,6 @@ rpcs! {
     check_stock_ledger(CheckStockLedgerRequest) -> CheckStockLedgerResponse => stock::check_stock_ledger;
 }
 
-/// The id and optional etag of a resource in an Update request (`material.id`,
-/// `material.etag`), recorded in `v`.
-fn resource_id_and_etag(
-    v: &mut Violations,
-    resource: &str,
-    id: &str,
-    etag: &str,
-) -> (Option<Uuid>, Option<i32>) {
-    let id = v.check(aip::parse_id(&format!("{resource}.id"), id));
-    let version = v
-        .check(aip::parse_etag(&format!("{resource}.etag"), etag))
-        .flatten();
-    (id, version)
-}
-
 /// A required idempotency key of a stock operation.
 fn idempotency_key(v: &mut Violations, raw: &str) -> Option<Uuid> {
     if raw.trim().is_empty() {
@@ -157,9 +142,4 @@ async fn record_operation<R: prost::Message>(
     crate::store::IDEMPOTENCY
         .record(tx, STOCK_OPERATION, Some(key), response)
         .await
-}
-
-/// A value parsed without a violation being recorded must be there; if not, it is a bug.
-fn parsed<T>(value: Option<T>) -> Result<T, Error> {
-    value.ok_or_else(|| anyhow::anyhow!("parsed field missing without a violation").into())
 }

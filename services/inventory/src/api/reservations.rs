@@ -9,14 +9,14 @@ use logistics_platform::aip;
 use logistics_platform::auth::Caller;
 use logistics_platform::authz::Permission;
 use logistics_platform::context::{DbContext, Tx};
-use logistics_platform::error::{Error, FieldViolation, Violations};
+use logistics_platform::error::{Error, FieldViolation, Violations, parsed};
 use logistics_proto::inventory::v1 as pb;
 use prost::Message;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::stock::short;
-use super::{State, convert, idempotency_key, parsed, record_operation, replay_operation};
+use super::{State, convert, idempotency_key, record_operation, replay_operation};
 use crate::domain::material::QUANTITY;
 use crate::domain::stock::{MovementKind, ReservationStatus};
 use crate::store::reservations::{self as store, ReservationRow};

@@ -8,7 +8,7 @@ use logistics_platform::authz::Permission;
 use logistics_platform::context::{DbContext, Tx};
 use logistics_platform::decimal::{DecimalRule, Sign};
 use logistics_platform::error::{
-    Error, FieldViolation, PreconditionViolation, Resource, Violations,
+    Error, FieldViolation, PreconditionViolation, Resource, Violations, parsed,
 };
 use logistics_platform::fields::Text;
 use logistics_proto::inventory::v1 as pb;
@@ -16,7 +16,7 @@ use prost::Message;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use super::{State, convert, idempotency_key, parsed, record_operation, replay_operation};
+use super::{State, convert, idempotency_key, record_operation, replay_operation};
 use crate::domain::material::{MaterialStatus, QUANTITY};
 use crate::domain::stock::MovementKind;
 use crate::domain::warehouse::WarehouseStatus;

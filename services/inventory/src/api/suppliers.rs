@@ -2,17 +2,17 @@
 //! At most one live preferred supplier per material: promoting one demotes the other in the same
 //! transaction. A supplier user sees only its own links (row-level security).
 
-use logistics_platform::aip::{self, id_and_etag, require_id};
+use logistics_platform::aip::{self, id_and_etag, require_id, resource_id_and_etag};
 use logistics_platform::auth::Caller;
 use logistics_platform::authz::Permission;
 use logistics_platform::context::DbContext;
-use logistics_platform::error::{Error, FieldViolation, Resource, Violations};
+use logistics_platform::error::{Error, FieldViolation, Resource, Violations, parsed};
 use logistics_platform::fields::{Money, Text};
 use logistics_proto::inventory::v1 as pb;
 use prost::Message;
 use uuid::Uuid;
 
-use super::{State, convert, parsed, resource_id_and_etag};
+use super::{State, convert};
 use crate::store::suppliers::{self as store, LinkValues, ListFilter};
 use crate::store::{IDEMPOTENCY, materials};
 

@@ -1,16 +1,16 @@
 //! Warehouses: create (idempotent), get, list, update (mask + etag), soft delete, undelete.
 
-use logistics_platform::aip::{self, id_and_etag, require_id};
+use logistics_platform::aip::{self, id_and_etag, require_id, resource_id_and_etag};
 use logistics_platform::auth::Caller;
 use logistics_platform::authz::Permission;
 use logistics_platform::context::DbContext;
-use logistics_platform::error::{Error, Resource, Violations};
+use logistics_platform::error::{Error, Resource, Violations, parsed};
 use logistics_platform::fields::{CountryCode, LatLng, Text};
 use logistics_proto::inventory::v1 as pb;
 use prost::Message;
 use uuid::Uuid;
 
-use super::{State, convert, parsed, resource_id_and_etag};
+use super::{State, convert};
 use crate::domain::warehouse::{WarehouseCode, WarehouseFields, WarehouseStatus};
 use crate::store::warehouses::{self as store, Condition};
 use crate::store::{IDEMPOTENCY, stock};
