@@ -4,12 +4,11 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use fleet::config::{Config, KeyConfig};
 use fleet::schema::{MIGRATOR, SCHEMA};
-use logistics_harness::Identity;
+use logistics_harness::{Identity, Server};
 use logistics_platform::config::{AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig};
 use logistics_platform::crypto::Keyring;
 use logistics_platform::service::IdentityClientConfig;
@@ -18,8 +17,6 @@ use logistics_proto::identity::v1 as idpb;
 use logistics_proto::r#type::v1 as types;
 use pb::fleet_service_client::FleetServiceClient;
 use secrecy::SecretString;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -31,12 +28,10 @@ pub use logistics_harness::authed;
 pub struct TestApp {
     /// Identity, serving tokens and keys.
     pub identity: Identity,
-    /// Where fleet listens.
-    pub addr: SocketAddr,
+    /// The fleet server.
+    pub server: Server,
     /// The admin's access token (admin role).
     pub admin_token: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 impl TestApp {
@@ -51,33 +46,22 @@ impl TestApp {
         )
         .await
         .expect("fleet migrations");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(fleet::app::run(test_config(&identity), listener, async {
-            let _ = rx.await;
-        }));
-        logistics_harness::wait_until_serving(addr)
-            .await
-            .expect("fleet serving");
+        let config = test_config(&identity);
+        let server =
+            Server::start(|listener, shutdown| fleet::app::run(config, listener, shutdown))
+                .await
+                .expect("fleet serving");
         let admin_token = identity.admin_token.clone();
         Self {
             identity,
-            addr,
+            server,
             admin_token,
-            shutdown: Some(tx),
-            server: Some(server),
         }
     }
 
     /// A client of this fleet server.
     pub async fn client(&self) -> FleetServiceClient<Channel> {
-        let channel = Channel::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        FleetServiceClient::new(channel)
+        FleetServiceClient::new(self.server.channel().await.unwrap())
     }
 
     /// A user of the tenant with `roles` (linked to `driver_id` if given), and its token.
@@ -183,17 +167,6 @@ impl TestApp {
             ))
             .await
             .map(|r| r.into_inner().assignment.unwrap())
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.abort();
-        }
     }
 }
 

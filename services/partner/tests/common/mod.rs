@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use logistics_harness::Identity;
+use logistics_harness::{Identity, Server};
 use logistics_platform::config::{AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig};
 use logistics_platform::crypto::Keyring;
 use logistics_platform::service::IdentityClientConfig;
@@ -15,8 +15,6 @@ use partner::app::{self, MIGRATOR, SCHEMA};
 use partner::config::{Config, KeyConfig};
 use pb::partner_service_client::PartnerServiceClient;
 use secrecy::SecretString;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -39,8 +37,9 @@ pub struct TestApp {
     pub config: Config,
     /// The admin's access token (admin role).
     pub admin_token: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
+    server: Server,
+    /// Replicas started by `spawn_replica`; they stop with the app.
+    replicas: Vec<Server>,
 }
 
 impl TestApp {
@@ -56,18 +55,16 @@ impl TestApp {
         .await
         .expect("partner migrations");
         let config = test_config(&identity, KEYS_K1);
-        let (addr, shutdown, server) = start(config.clone()).await;
+        let server = start(config.clone()).await;
         let admin_token = identity.admin_token.clone();
-        let app = Self {
+        Self {
             identity,
-            addr,
+            addr: server.addr,
             config,
             admin_token,
-            shutdown: Some(shutdown),
-            server: Some(server),
-        };
-        wait_until_serving(addr).await;
-        app
+            server,
+            replicas: Vec::new(),
+        }
     }
 
     /// A client of this partner server.
@@ -163,28 +160,15 @@ impl TestApp {
     pub async fn spawn_replica(&mut self, field_encryption_keys: &str) -> SocketAddr {
         let mut config = self.config.clone();
         config.keys.field_encryption_keys = Keyring::parse(field_encryption_keys).unwrap();
-        let (addr, shutdown, server) = start(config).await;
-        wait_until_serving(addr).await;
-        // Keep the replica alive as long as the app.
-        std::mem::forget(shutdown);
-        drop(server);
+        let replica = start(config).await;
+        let addr = replica.addr;
+        self.replicas.push(replica);
         addr
     }
 
     /// A superuser pool on the test database, for raw-row assertions.
     pub async fn db(&self) -> sqlx::PgPool {
         self.identity.db.admin_pool().await.unwrap()
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.abort();
-        }
     }
 }
 
@@ -229,26 +213,11 @@ pub fn test_config(identity: &Identity, field_encryption_keys: &str) -> Config {
     }
 }
 
-async fn start(
-    config: Config,
-) -> (
-    SocketAddr,
-    oneshot::Sender<()>,
-    JoinHandle<anyhow::Result<()>>,
-) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(app::run(config, listener, async {
-        let _ = rx.await;
-    }));
-    (addr, tx, server)
-}
-
-async fn wait_until_serving(addr: SocketAddr) {
-    logistics_harness::wait_until_serving(addr)
+/// A partner server with `config`, serving.
+async fn start(config: Config) -> Server {
+    Server::start(|listener, shutdown| app::run(config, listener, shutdown))
         .await
-        .expect("partner serving");
+        .expect("partner serving")
 }
 
 /// A valid organisation in Germany with a tax id, for `create_partner`.
