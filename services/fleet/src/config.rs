@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use logistics_platform::config::{
-    AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig, parse_key32, secret,
+    AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig, parse_key32, parse_keyring, secret,
 };
 use logistics_platform::crypto::Keyring;
 use logistics_platform::service::IdentityClientConfig;
@@ -50,8 +50,4 @@ pub struct KeyConfig {
     /// 32-byte key (base64) that signs page tokens; shared by every replica.
     #[arg(long, env = "PAGE_TOKEN_KEY", hide_env_values = true, value_parser = secret(parse_key32))]
     pub page_token_key: Key32,
-}
-
-fn parse_keyring(raw: &str) -> Result<Keyring, String> {
-    Keyring::parse(raw).map_err(|e| e.to_string())
 }

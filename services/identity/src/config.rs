@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use logistics_platform::config::{
-    AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig, parse_key32, secret,
+    AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig, parse_key32, parse_keyring, secret,
 };
 use logistics_platform::crypto::Keyring;
 
@@ -47,10 +47,6 @@ pub struct Config {
     /// How long in-flight calls may run after SIGTERM, in seconds.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
-}
-
-fn parse_keyring(raw: &str) -> Result<Keyring, String> {
-    Keyring::parse(raw).map_err(|e| e.to_string())
 }
 
 impl Config {

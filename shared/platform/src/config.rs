@@ -121,6 +121,11 @@ impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Secre
     }
 }
 
+/// A key list `id:base64key[,id:base64key...]`, the first key active (use with [`secret`]).
+pub fn parse_keyring(raw: &str) -> Result<crate::crypto::Keyring, String> {
+    crate::crypto::Keyring::parse(raw).map_err(|e| e.to_string())
+}
+
 /// A 32-byte secret given as standard base64 (use with [`secret`]).
 pub fn parse_key32(raw: &str) -> Result<Key32, String> {
     let bytes = STANDARD
