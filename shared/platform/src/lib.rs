@@ -12,7 +12,8 @@
 //! - [`fields`]: e-mail, names, country and currency codes, phone numbers, coordinates, money;
 //! - [`config`] and [`db`]: configuration pieces, provisioning, migrations, pools;
 //! - [`service`]: the start-up every service's `app::run` shares;
-//! - [`wire`]: protobuf timestamps and enum numbers to and from Rust types.
+//! - [`wire`]: protobuf timestamps and enum numbers to and from Rust types;
+//! - [`window`]: half-open time windows.
 
 pub mod aip;
 pub mod auth;
@@ -29,6 +30,7 @@ pub mod server;
 pub mod service;
 pub mod telemetry;
 pub mod wire;
+pub mod window;
 
 pub use error::{Error, FieldViolation, Result};
 

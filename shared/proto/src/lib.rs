@@ -53,3 +53,13 @@ pub mod inventory {
         tonic::include_proto!("logistics.inventory.v1");
     }
 }
+
+/// `logistics.shipment.*`
+pub mod shipment {
+    /// `logistics.shipment.v1`: shipments, items, stops, tracking events, proof of delivery and
+    /// the shipment event stream.
+    #[allow(clippy::all, missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("logistics.shipment.v1");
+    }
+}

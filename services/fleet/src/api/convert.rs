@@ -3,8 +3,8 @@
 
 use logistics_platform::aip::etag;
 use logistics_platform::error::Violations;
-use logistics_platform::wire::{parse_timestamp, timestamp};
-use logistics_platform::{Error, FieldViolation, enum_from_proto};
+use logistics_platform::wire::timestamp;
+use logistics_platform::{Error, enum_from_proto};
 use logistics_proto::fleet::v1 as pb;
 use logistics_proto::r#type::v1 as types;
 
@@ -19,22 +19,12 @@ use crate::store::assignments::AssignmentRow;
 use crate::store::drivers::DriverRow;
 use crate::store::maintenance::MaintenanceRow;
 use crate::store::trucks::TruckRow;
-use crate::store::window;
 
 /// A stored window that is not `[start, end)` is a bug, not a caller's problem.
 fn stored_window(
     range: &sqlx::postgres::types::PgRange<time::OffsetDateTime>,
 ) -> Result<types::TimeWindow, Error> {
-    let w = window(range).ok_or_else(|| anyhow::anyhow!("stored window is not [start, end)"))?;
-    Ok(time_window(&w))
-}
-
-/// The wire window of a domain window.
-pub fn time_window(w: &Window) -> types::TimeWindow {
-    types::TimeWindow {
-        start_time: Some(timestamp(w.start)),
-        end_time: Some(timestamp(w.end)),
-    }
+    Window::stored_proto(range)
 }
 
 /// Parses a required window of the request field `field`, recording violations in `v`.
@@ -43,28 +33,7 @@ pub fn parse_window(
     field: &str,
     w: Option<&types::TimeWindow>,
 ) -> Option<Window> {
-    let Some(w) = w else {
-        v.push(FieldViolation::new(field, "is required"));
-        return None;
-    };
-    let start = v.check(parse_timestamp(
-        &format!("{field}.start_time"),
-        w.start_time.as_ref(),
-    ));
-    let end = v.check(parse_timestamp(
-        &format!("{field}.end_time"),
-        w.end_time.as_ref(),
-    ));
-    if start.is_none() || end.is_none() {
-        return None;
-    }
-    match Window::new(field, start, end) {
-        Ok(w) => Some(w),
-        Err(violations) => {
-            violations.into_iter().for_each(|x| v.push(x));
-            None
-        }
-    }
+    Window::parse_proto(v, field, w)
 }
 
 /// Parses an optional decimal of `field` with `digits` integer digits; unset or empty is `None`.

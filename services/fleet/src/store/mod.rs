@@ -7,7 +7,6 @@ pub mod drivers;
 pub mod maintenance;
 pub mod trucks;
 
-use std::ops::Bound;
 
 use logistics_platform::aip::Idempotency;
 use sqlx::postgres::types::PgRange;
@@ -22,16 +21,10 @@ pub const IDEMPOTENCY: Idempotency = Idempotency {
 
 /// A window as a `tstzrange` `[start, end)`.
 pub fn range(window: &Window) -> PgRange<OffsetDateTime> {
-    PgRange {
-        start: Bound::Included(window.start),
-        end: Bound::Excluded(window.end),
-    }
+    window.range()
 }
 
 /// A stored `[start, end)` range as a window (the schema allows no other shape).
 pub fn window(range: &PgRange<OffsetDateTime>) -> Option<Window> {
-    match (range.start, range.end) {
-        (Bound::Included(start), Bound::Excluded(end)) => Some(Window { start, end }),
-        _ => None,
-    }
+    Window::from_range(range)
 }
