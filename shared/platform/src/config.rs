@@ -174,3 +174,21 @@ mod tests {
         );
     }
 }
+
+/// The keys that protect a service's personal data, shared by `serve` and `rotate-keys`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KeyConfig {
+    /// Keys that seal personal data (tax ids, e-mail addresses, phone and licence numbers,
+    /// recipients' names and signatures): `id:base64key[,id:base64key...]`, the first one
+    /// sealing new values. To rotate, put a new key first, deploy, run the service's
+    /// `rotate-keys`, then drop the old key.
+    #[arg(long, env = "FIELD_ENCRYPTION_KEYS", hide_env_values = true, value_parser = secret(parse_keyring))]
+    pub field_encryption_keys: crate::crypto::Keyring,
+    /// 32-byte key (base64) of the blind indexes (keyed HMAC) for equality lookups and of the
+    /// keyed fingerprints of idempotent requests.
+    #[arg(long, env = "BLIND_INDEX_KEY", hide_env_values = true, value_parser = secret(parse_key32))]
+    pub blind_index_key: Key32,
+    /// 32-byte key (base64) that signs page tokens; shared by every replica.
+    #[arg(long, env = "PAGE_TOKEN_KEY", hide_env_values = true, value_parser = secret(parse_key32))]
+    pub page_token_key: Key32,
+}
