@@ -109,6 +109,7 @@ impl Role {
                 MaterialSuppliersRead,
                 ShipmentsRead,
                 ShipmentsWrite,
+                ShipmentsTrack,
             ],
             Role::Dispatcher => &[
                 UsersRead,
@@ -123,6 +124,7 @@ impl Role {
                 MaterialSuppliersRead,
                 ShipmentsRead,
                 ShipmentsWrite,
+                ShipmentsTrack,
             ],
             Role::WarehouseClerk => &[
                 TenantRead,
@@ -150,7 +152,7 @@ impl Role {
                 MaterialSuppliersRead,
                 ShipmentsRead,
             ],
-            Role::Driver => &[FleetRead, ShipmentsRead],
+            Role::Driver => &[FleetRead, ShipmentsRead, ShipmentsTrack],
             Role::PlatformAdmin => &[TenantsCreate, SigningKeysRotate],
         }
     }
@@ -200,8 +202,11 @@ pub enum Permission {
     MaterialSuppliersRead,
     /// Read shipments and tracking.
     ShipmentsRead,
-    /// Create, plan, dispatch and track shipments.
+    /// Create, plan, dispatch and cancel shipments.
     ShipmentsWrite,
+    /// Record tracking events, report exceptions and deliver (drivers: their own shipments
+    /// only, by RLS).
+    ShipmentsTrack,
 }
 
 impl Permission {
@@ -226,6 +231,7 @@ impl Permission {
             Permission::MaterialSuppliersRead => "inventory.material_suppliers.read",
             Permission::ShipmentsRead => "shipment.shipments.read",
             Permission::ShipmentsWrite => "shipment.shipments.write",
+            Permission::ShipmentsTrack => "shipment.shipments.track",
         }
     }
 }

@@ -8,6 +8,13 @@ use rust_decimal::Decimal;
 
 use crate::error::FieldViolation;
 
+/// The wire form of `value`, without trailing zeros.
+pub fn to_proto(value: Decimal) -> logistics_proto::r#type::v1::Decimal {
+    logistics_proto::r#type::v1::Decimal {
+        value: value.normalize().to_string(),
+    }
+}
+
 /// Which values a decimal field accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sign {
@@ -32,6 +39,16 @@ pub struct DecimalRule {
 }
 
 impl DecimalRule {
+    /// Parses a required wire decimal of `field`, recording a violation in `v`.
+    pub fn parse_proto(
+        &self,
+        v: &mut crate::error::Violations,
+        field: &str,
+        value: Option<&logistics_proto::r#type::v1::Decimal>,
+    ) -> Option<Decimal> {
+        v.check(self.parse(field, value.map_or("", |d| d.value.as_str())))
+    }
+
     /// Parses `raw` (`"12.5"`, `"-3"`) for `field`: an optional `-`, digits, an optional `.`
     /// with digits; no exponent, separators or spaces inside.
     pub fn parse(&self, field: &str, raw: &str) -> Result<Decimal, FieldViolation> {

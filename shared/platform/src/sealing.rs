@@ -68,6 +68,33 @@ impl Sealer {
             .map_err(|_| anyhow::anyhow!("{name} of row {row_id} is not UTF-8").into())
     }
 
+    /// Seals binary `plaintext` (an image, a file) of `column` in row `row_id` of `tenant_id`.
+    pub fn seal_bytes(
+        &self,
+        column: impl SealedColumn,
+        tenant_id: Uuid,
+        row_id: Uuid,
+        plaintext: &[u8],
+    ) -> Vec<u8> {
+        self.keyring
+            .seal(plaintext, &aad(column.name(), tenant_id, row_id))
+    }
+
+    /// Opens a ciphertext sealed by [`Sealer::seal_bytes`] for the same column and row.
+    pub fn open_bytes(
+        &self,
+        column: impl SealedColumn,
+        tenant_id: Uuid,
+        row_id: Uuid,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let name = column.name();
+        Ok(self
+            .keyring
+            .open(ciphertext, &aad(name, tenant_id, row_id))
+            .map_err(|e| anyhow::anyhow!("opening {name} of row {row_id}: {e}"))?)
+    }
+
     /// Opens an optional ciphertext; `None` stays empty.
     pub fn open_optional(
         &self,

@@ -38,15 +38,21 @@ pub struct IdentityClientConfig {
 impl IdentityClientConfig {
     /// A lazily connected channel to identity, with TLS when configured.
     pub fn channel(&self) -> anyhow::Result<Channel> {
-        let mut endpoint = Endpoint::from_shared(self.identity_url.clone())
-            .context("IDENTITY_URL is not a URL")?
+        self.channel_to(&self.identity_url, self.identity_tls_ca.as_deref())
+    }
+
+    /// A lazily connected channel to another service at `url` with this configuration's client
+    /// certificate, trusting `ca` (and the system roots) for `https`.
+    pub fn channel_to(&self, url: &str, ca: Option<&std::path::Path>) -> anyhow::Result<Channel> {
+        let mut endpoint = Endpoint::from_shared(url.to_owned())
+            .with_context(|| format!("{url:?} is not a URL"))?
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10));
-        if self.identity_url.starts_with("https://") || self.identity_tls_ca.is_some() {
+        if url.starts_with("https://") || ca.is_some() {
             let mut tls = ClientTlsConfig::new().with_native_roots();
-            if let Some(ca) = &self.identity_tls_ca {
+            if let Some(ca) = ca {
                 let pem = std::fs::read(ca)
-                    .with_context(|| format!("reading IDENTITY_TLS_CA {}", ca.display()))?;
+                    .with_context(|| format!("reading the CA certificate {}", ca.display()))?;
                 tls = tls.ca_certificate(Certificate::from_pem(pem));
             }
             if let (Some(cert), Some(key)) = (&self.client_tls_cert, &self.client_tls_key) {

@@ -1,0 +1,212 @@
+//! Sagas: each step is saved (with its lease renewed) before the call it makes, and only by the
+//! replica that holds the lease; recovery claims the sagas whose lease ran out.
+
+use logistics_platform::Error;
+use logistics_platform::context::Tx;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A saga as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SagaRow {
+    /// Tenant.
+    pub tenant_id: Uuid,
+    /// Id; the idempotency keys of its calls derive from it.
+    pub id: Uuid,
+    /// The shipment.
+    pub shipment_id: Uuid,
+    /// `plan`, `dispatch` or `cancel`.
+    pub kind: String,
+    /// `running`, `compensating`, `done` or `failed`.
+    pub state: String,
+    /// The step to do next.
+    pub step: String,
+    /// Who started it.
+    pub started_by: Uuid,
+    /// The client's request id.
+    pub request_id: Option<Uuid>,
+    /// For cancel: why.
+    pub reason: String,
+    /// The truck chosen.
+    pub truck_id: Option<Uuid>,
+    /// The driver chosen.
+    pub driver_id: Option<Uuid>,
+    /// The booking made.
+    pub assignment_id: Option<Uuid>,
+    /// How many bookings were tried (each with its own key).
+    pub assign_attempt: i32,
+    /// Why it failed: gRPC code.
+    pub error_code: Option<i32>,
+    /// Why it failed: message.
+    pub error_message: String,
+    /// The starter's sealed token; `None` once finished.
+    pub credentials: Option<Vec<u8>>,
+    /// The replica working on it.
+    pub lease_owner: Option<Uuid>,
+    /// Until when.
+    pub lease_until: Option<OffsetDateTime>,
+    /// Started.
+    pub created_at: OffsetDateTime,
+}
+
+const COLUMNS: &str = "tenant_id, id, shipment_id, kind, state, step, started_by, request_id, reason, \
+    truck_id, driver_id, assignment_id, assign_attempt, error_code, error_message, credentials, \
+    lease_owner, lease_until, created_at";
+
+/// Starts a saga leased to `owner` for `lease_seconds`.
+pub async fn insert(tx: &mut Tx, saga: &SagaRow, lease_seconds: f64) -> Result<SagaRow, Error> {
+    let sql = format!(
+        "INSERT INTO shipment.sagas (tenant_id, id, shipment_id, kind, state, step, started_by, \
+             request_id, reason, assignment_id, credentials, lease_owner, lease_until) \
+         VALUES (shipment.current_tenant_id(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+             now() + make_interval(secs => $12)) RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(saga.id)
+        .bind(saga.shipment_id)
+        .bind(&saga.kind)
+        .bind(&saga.state)
+        .bind(&saga.step)
+        .bind(saga.started_by)
+        .bind(saga.request_id)
+        .bind(&saga.reason)
+        .bind(saga.assignment_id)
+        .bind(&saga.credentials)
+        .bind(saga.lease_owner)
+        .bind(lease_seconds)
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
+/// The shipment's unfinished saga, locked, if any.
+pub async fn running(tx: &mut Tx, shipment_id: Uuid) -> Result<Option<SagaRow>, Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM shipment.sagas \
+         WHERE shipment_id = $1 AND state IN ('running', 'compensating') FOR UPDATE"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(shipment_id)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// The shipment's finished plan started with `request_id`, if any.
+pub async fn plan_by_request(
+    tx: &mut Tx,
+    shipment_id: Uuid,
+    request_id: Uuid,
+) -> Result<Option<SagaRow>, Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM shipment.sagas \
+         WHERE shipment_id = $1 AND kind = 'plan' AND request_id = $2 AND state = 'done'"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(shipment_id)
+        .bind(request_id)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// Saves the saga's progress if `owner` still holds its lease, renewing it; finished sagas
+/// forget their credentials. `false` when another replica took it over.
+pub async fn save(
+    tx: &mut Tx,
+    saga: &SagaRow,
+    owner: Uuid,
+    lease_seconds: f64,
+) -> Result<bool, Error> {
+    let finished = matches!(saga.state.as_str(), "done" | "failed");
+    let saved = sqlx::query(
+        "UPDATE shipment.sagas SET state = $3, step = $4, truck_id = $5, driver_id = $6, \
+             assignment_id = $7, assign_attempt = $8, error_code = $9, error_message = $10, \
+             credentials = CASE WHEN $11 THEN NULL ELSE credentials END, \
+             finished_at = CASE WHEN $11 THEN now() END, \
+             lease_until = now() + make_interval(secs => $12), updated_at = now() \
+         WHERE id = $1 AND lease_owner = $2 AND state IN ('running', 'compensating')",
+    )
+    .bind(saga.id)
+    .bind(owner)
+    .bind(&saga.state)
+    .bind(&saga.step)
+    .bind(saga.truck_id)
+    .bind(saga.driver_id)
+    .bind(saga.assignment_id)
+    .bind(saga.assign_attempt)
+    .bind(saga.error_code)
+    .bind(&saga.error_message)
+    .bind(finished)
+    .bind(lease_seconds)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(saved == 1)
+}
+
+/// Takes over a locked, unfinished saga for `owner` (its previous owner's lease ran out, or a
+/// caller brings fresh credentials), optionally with new credentials.
+pub async fn take_over(
+    tx: &mut Tx,
+    id: Uuid,
+    owner: Uuid,
+    lease_seconds: f64,
+    credentials: Option<&[u8]>,
+) -> Result<SagaRow, Error> {
+    let sql = format!(
+        "UPDATE shipment.sagas SET lease_owner = $2, lease_until = now() + make_interval(secs => $3), \
+             credentials = coalesce($4, credentials), updated_at = now() \
+         WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(owner)
+        .bind(lease_seconds)
+        .bind(credentials)
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
+/// In the service's system context: claims up to `limit` unfinished sagas of any tenant whose
+/// lease ran out, for `owner`; replicas racing for one get different sagas (SKIP LOCKED).
+pub async fn claim_expired(
+    tx: &mut Tx,
+    owner: Uuid,
+    lease_seconds: f64,
+    limit: i64,
+) -> Result<Vec<SagaRow>, Error> {
+    let sql = format!(
+        "UPDATE shipment.sagas s SET lease_owner = $1, \
+             lease_until = now() + make_interval(secs => $2), updated_at = now() \
+         FROM (SELECT tenant_id, id FROM shipment.sagas \
+               WHERE state IN ('running', 'compensating') AND lease_until < now() \
+               ORDER BY lease_until LIMIT $3 FOR UPDATE SKIP LOCKED) due \
+         WHERE s.tenant_id = due.tenant_id AND s.id = due.id RETURNING {}",
+        COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(owner)
+        .bind(lease_seconds)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await?)
+}
+
+/// Parks a saga that cannot go on for now (a peer is down, its credentials expired): gives up
+/// the lease, so the next call about the shipment takes it over at once, and lets recovery look
+/// again after `seconds`.
+pub async fn postpone(tx: &mut Tx, id: Uuid, owner: Uuid, seconds: f64) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE shipment.sagas SET lease_owner = NULL, lease_until = now() + make_interval(secs => $3), \
+             updated_at = now() \
+         WHERE id = $1 AND lease_owner = $2",
+    )
+    .bind(id)
+    .bind(owner)
+    .bind(seconds)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
