@@ -63,7 +63,17 @@ impl Server {
         F: FnOnce(tokio::net::TcpListener, futures_shutdown::Shutdown) -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_at("127.0.0.1:0".parse()?, run).await
+    }
+
+    /// Like [`Server::start`] on a given address: a server stopped with [`Server::stop`] comes
+    /// back where its clients look for it.
+    pub async fn start_at<F, Fut>(addr: SocketAddr, run: F) -> anyhow::Result<Self>
+    where
+        F: FnOnce(tokio::net::TcpListener, futures_shutdown::Shutdown) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
         let mut handle = tokio::spawn(run(listener, futures_shutdown::Shutdown(rx)));
@@ -81,6 +91,16 @@ impl Server {
             shutdown: Some(tx),
             server: Some(handle),
         })
+    }
+
+    /// Shuts it down and waits until it has stopped serving (its port is free again).
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+        }
     }
 
     /// A channel to it.

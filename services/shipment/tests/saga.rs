@@ -1,0 +1,347 @@
+//! The planning saga end to end, with all five services as real servers: the whole life of a
+//! shipment, refusals that leave nothing behind, peers that go away mid-saga, and racing plans.
+
+mod common;
+
+use common::*;
+use logistics_proto::fleet::v1 as fleetpb;
+use logistics_proto::identity::v1 as idpb;
+use logistics_proto::inventory::v1 as invpb;
+use logistics_proto::shipment::v1 as pb;
+use tonic::Code;
+use uuid::Uuid;
+
+const HELD: invpb::ReservationStatus = invpb::ReservationStatus::Held;
+const RELEASED: invpb::ReservationStatus = invpb::ReservationStatus::Released;
+const CONSUMED: invpb::ReservationStatus = invpb::ReservationStatus::Consumed;
+
+#[tokio::test]
+async fn a_shipment_goes_from_draft_to_delivered_with_the_ledger_showing_reserve_and_consume() {
+    let stack = Stack::spawn().await;
+    let world = stack.world().await;
+    let draft = stack
+        .draft(&world, &[(&world.bolts, "10"), (&world.nuts, "5")])
+        .await;
+    assert_eq!(status_of(&draft), pb::ShipmentStatus::Draft);
+    assert_eq!(draft.total_weight_kg.as_ref().unwrap().value, "45");
+    assert_eq!(draft.destination.as_ref().unwrap().city, "Hamburg");
+
+    let planned = stack.plan(&draft.id).await.unwrap();
+    assert_eq!(status_of(&planned), pb::ShipmentStatus::Planned);
+    assert_eq!(planned.truck_id, world.truck.id);
+    assert_eq!(planned.driver_id, world.driver.id);
+    assert!(planned.plan_time.is_some());
+    assert_eq!(
+        stack.reservations(&draft.id).await,
+        [(HELD, "10".to_owned()), (HELD, "5".to_owned())]
+    );
+    let booked = stack.active_assignments(&draft.id).await;
+    assert_eq!(booked.len(), 1);
+    assert_eq!(booked[0].id, planned.assignment_id);
+    assert_eq!(
+        stack.level(&world.warehouse, &world.bolts).await,
+        ("100".to_owned(), "10".to_owned())
+    );
+
+    let dispatched = stack.dispatch(&draft.id).await.unwrap();
+    assert_eq!(status_of(&dispatched), pb::ShipmentStatus::Dispatched);
+    assert_eq!(
+        stack.reservations(&draft.id).await,
+        [(CONSUMED, "10".to_owned()), (CONSUMED, "5".to_owned())]
+    );
+    assert_eq!(
+        stack.level(&world.warehouse, &world.bolts).await,
+        ("90".to_owned(), "0".to_owned())
+    );
+    assert_eq!(
+        stack.ledger(&world.warehouse, &world.bolts).await,
+        ["receipt", "reserve", "consume"]
+    );
+
+    // The booked driver takes it on the road and delivers it.
+    let driver = stack
+        .token(&[idpb::Role::Driver], None, Some(&world.driver.id))
+        .await;
+    let departed = stack
+        .track_as(&driver, &draft.id, pb::TrackingEventKind::Departed)
+        .await
+        .unwrap();
+    assert_eq!(
+        status_of(departed.shipment.as_ref().unwrap()),
+        pb::ShipmentStatus::InTransit
+    );
+    let delivered = stack.deliver_as(&driver, &draft.id).await.unwrap();
+    assert_eq!(
+        status_of(delivered.shipment.as_ref().unwrap()),
+        pb::ShipmentStatus::Delivered
+    );
+    let proof = delivered.proof_of_delivery.unwrap();
+    assert_eq!(proof.recipient_name, "Erika Mustermann");
+    assert_eq!(proof.content_sha256.len(), 64);
+
+    // The recipient's name and signature are sealed at rest; the saga forgot its credentials.
+    let db = stack.db().await;
+    let (name, content): (Vec<u8>, Vec<u8>) = sqlx::query_as(
+        "SELECT recipient_name, content FROM shipment.proofs_of_delivery WHERE shipment_id = $1",
+    )
+    .bind(Uuid::parse_str(&draft.id).unwrap())
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(!String::from_utf8_lossy(&name).contains("Mustermann"));
+    assert!(!content.windows(9).any(|w| w == b"signature"));
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM shipment.sagas WHERE shipment_id = $1 AND credentials IS NOT NULL",
+    )
+    .bind(Uuid::parse_str(&draft.id).unwrap())
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(kept, 0);
+    assert_eq!(
+        stack.sagas(&draft.id).await,
+        [
+            ("plan".to_owned(), "done".to_owned(), "end".to_owned()),
+            ("dispatch".to_owned(), "done".to_owned(), "end".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn not_enough_stock_fails_the_plan_with_nothing_reserved_or_booked() {
+    let stack = Stack::spawn().await;
+    let world = stack.world().await;
+    let draft = stack
+        .draft(&world, &[(&world.bolts, "10"), (&world.nuts, "500")])
+        .await;
+
+    let refused = expect_code(stack.plan(&draft.id).await, Code::FailedPrecondition);
+    let kinds: Vec<String> = preconditions(&refused).into_iter().map(|p| p.0).collect();
+    assert_eq!(kinds, ["INSUFFICIENT_STOCK"]);
+
+    assert!(
+        stack
+            .reservations(&draft.id)
+            .await
+            .iter()
+            .all(|(s, _)| *s != HELD)
+    );
+    assert!(stack.assignments(&draft.id).await.is_empty());
+    assert_eq!(
+        stack.level(&world.warehouse, &world.bolts).await,
+        ("100".to_owned(), "0".to_owned())
+    );
+    // Still a draft that can be edited and planned again.
+    let after = stack.get(&draft.id).await;
+    assert_eq!(status_of(&after), pb::ShipmentStatus::Draft);
+    assert_eq!(
+        stack.sagas(&draft.id).await,
+        [("plan".to_owned(), "failed".to_owned(), "end".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn no_free_truck_releases_the_reservation_and_books_nothing() {
+    let stack = Stack::spawn().await;
+    let world = stack.world().await;
+    let first = stack.draft(&world, &[(&world.bolts, "10")]).await;
+    stack.plan(&first.id).await.unwrap();
+
+    // A second shipment in the same window: the only truck is taken.
+    let mut client = stack.client().await;
+    let second = client
+        .create_shipment(authed(
+            &stack.admin_token,
+            pb::CreateShipmentRequest {
+                request_id: Uuid::now_v7().to_string(),
+                shipment: Some(pb::Shipment {
+                    pickup_window: first.pickup_window,
+                    delivery_window: first.delivery_window,
+                    ..new_shipment(&world)
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .shipment
+        .unwrap();
+    client
+        .create_shipment_item(authed(
+            &stack.admin_token,
+            pb::CreateShipmentItemRequest {
+                request_id: String::new(),
+                shipment_item: Some(pb::ShipmentItem {
+                    shipment_id: second.id.clone(),
+                    material_id: world.nuts.id.clone(),
+                    quantity: decimal("3"),
+                    ..Default::default()
+                }),
+            },
+        ))
+        .await
+        .unwrap();
+
+    let refused = expect_code(stack.plan(&second.id).await, Code::FailedPrecondition);
+    let kinds: Vec<String> = preconditions(&refused).into_iter().map(|p| p.0).collect();
+    assert_eq!(kinds, ["NO_TRUCK_AVAILABLE"]);
+    assert_eq!(
+        stack.reservations(&second.id).await,
+        [(RELEASED, "3".to_owned())]
+    );
+    assert!(stack.active_assignments(&second.id).await.is_empty());
+    assert_eq!(
+        stack.level(&world.warehouse, &world.nuts).await,
+        ("100".to_owned(), "0".to_owned())
+    );
+    assert_eq!(
+        stack.ledger(&world.warehouse, &world.nuts).await,
+        ["receipt", "reserve", "release"]
+    );
+}
+
+#[tokio::test]
+async fn fleet_unreachable_mid_saga_is_unavailable_leaves_nothing_and_a_retry_plans_once() {
+    let mut stack = Stack::spawn().await;
+    let world = stack.world().await;
+    let draft = stack.draft(&world, &[(&world.bolts, "7")]).await;
+
+    stack.stop_fleet().await;
+    let failed = expect_code(stack.plan(&draft.id).await, Code::Unavailable);
+    assert!(!failed.message().contains("127.0.0.1"), "{failed:?}");
+    assert!(
+        stack
+            .reservations(&draft.id)
+            .await
+            .iter()
+            .all(|(s, _)| *s != HELD),
+        "the reservation made before fleet was needed is released"
+    );
+    assert_eq!(
+        stack.level(&world.warehouse, &world.bolts).await,
+        ("100".to_owned(), "0".to_owned())
+    );
+
+    stack.start_fleet().await;
+    let planned = stack.plan(&draft.id).await.unwrap();
+    assert_eq!(status_of(&planned), pb::ShipmentStatus::Planned);
+    let held: Vec<_> = stack
+        .reservations(&draft.id)
+        .await
+        .into_iter()
+        .filter(|(s, _)| *s == HELD)
+        .collect();
+    assert_eq!(held, [(HELD, "7".to_owned())]);
+    assert_eq!(stack.active_assignments(&draft.id).await.len(), 1);
+    assert_eq!(
+        stack.level(&world.warehouse, &world.bolts).await,
+        ("100".to_owned(), "7".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn inventory_unreachable_is_unavailable_and_a_retry_plans_once() {
+    let mut stack = Stack::spawn().await;
+    let world = stack.world().await;
+    let draft = stack.draft(&world, &[(&world.nuts, "2")]).await;
+
+    stack.stop_inventory().await;
+    expect_code(stack.plan(&draft.id).await, Code::Unavailable);
+    stack.start_inventory().await;
+    assert!(
+        stack
+            .reservations(&draft.id)
+            .await
+            .iter()
+            .all(|(s, _)| *s != HELD)
+    );
+    assert!(stack.active_assignments(&draft.id).await.is_empty());
+
+    let planned = stack.plan(&draft.id).await.unwrap();
+    assert_eq!(status_of(&planned), pb::ShipmentStatus::Planned);
+    assert_eq!(
+        stack.reservations(&draft.id).await,
+        [(HELD, "2".to_owned())]
+    );
+    assert_eq!(stack.active_assignments(&draft.id).await.len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_plans_of_one_shipment_make_one_plan() {
+    let stack = Stack::spawn().await;
+    let world = stack.world().await;
+    let draft = stack.draft(&world, &[(&world.bolts, "4")]).await;
+
+    let attempts = (0..8).map(|_| stack.plan(&draft.id));
+    let results = futures::future::join_all(attempts).await;
+    let planned = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(planned, 1, "{results:?}");
+    for failed in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(
+            matches!(failed.code(), Code::Aborted | Code::FailedPrecondition),
+            "{failed:?}"
+        );
+    }
+    assert_eq!(
+        stack.reservations(&draft.id).await,
+        [(HELD, "4".to_owned())]
+    );
+    assert_eq!(stack.assignments(&draft.id).await.len(), 1);
+    assert_eq!(
+        stack.level(&world.warehouse, &world.bolts).await,
+        ("100".to_owned(), "4".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_plan_replayed_with_its_request_id_answers_the_planned_shipment() {
+    let stack = Stack::spawn().await;
+    let world = stack.world().await;
+    let draft = stack.draft(&world, &[(&world.bolts, "1")]).await;
+    let request = pb::PlanShipmentRequest {
+        id: draft.id.clone(),
+        etag: String::new(),
+        request_id: Uuid::now_v7().to_string(),
+    };
+    let mut client = stack.client().await;
+    let first = client
+        .plan_shipment(authed(&stack.admin_token, request.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let again = client
+        .plan_shipment(authed(&stack.admin_token, request))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.shipment.unwrap().id, again.shipment.unwrap().id);
+    // Without the request id it is an illegal transition naming the status.
+    let refused = expect_code(stack.plan(&draft.id).await, Code::FailedPrecondition);
+    assert!(refused.message().contains("PLANNED"), "{refused:?}");
+    assert_eq!(stack.assignments(&draft.id).await.len(), 1);
+}
+
+#[tokio::test]
+async fn cancelling_a_planned_shipment_releases_its_stock_and_frees_its_truck() {
+    let stack = Stack::spawn().await;
+    let world = stack.world().await;
+    let draft = stack.draft(&world, &[(&world.bolts, "6")]).await;
+    stack.plan(&draft.id).await.unwrap();
+
+    let cancelled = stack.cancel(&draft.id).await.unwrap();
+    assert_eq!(status_of(&cancelled), pb::ShipmentStatus::Cancelled);
+    assert_eq!(cancelled.status_reason, "customer changed their mind");
+    assert_eq!(
+        stack.reservations(&draft.id).await,
+        [(RELEASED, "6".to_owned())]
+    );
+    let bookings = stack.assignments(&draft.id).await;
+    assert_eq!(bookings.len(), 1);
+    assert_eq!(
+        bookings[0].status,
+        fleetpb::AssignmentStatus::Cancelled as i32
+    );
+    // The truck is free again for another shipment in the same window.
+    let next = stack.draft(&world, &[(&world.nuts, "1")]).await;
+    stack.plan(&next.id).await.unwrap();
+}
