@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 //! The planning saga end to end, with all five services as real servers: the whole life of a
 //! shipment, refusals that leave nothing behind, peers that go away mid-saga, and racing plans.
 
