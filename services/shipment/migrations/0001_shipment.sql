@@ -76,8 +76,10 @@ CREATE TABLE shipment.shipments (
     truck_id           uuid,
     driver_id          uuid,
     assignment_id      uuid,
-    total_weight_kg    numeric(20,4) NOT NULL DEFAULT 0 CHECK (total_weight_kg >= 0),
-    total_volume_m3    numeric(20,6) NOT NULL DEFAULT 0 CHECK (total_volume_m3 >= 0),
+    -- Exact sums: quantity numeric(18,3) times unit weight numeric(14,4) has 7 decimals and
+    -- at most 25 integer digits, so no valid item set rounds or overflows.
+    total_weight_kg    numeric(36,7) NOT NULL DEFAULT 0 CHECK (total_weight_kg >= 0),
+    total_volume_m3    numeric(38,9) NOT NULL DEFAULT 0 CHECK (total_volume_m3 >= 0),
     notes              text          NOT NULL DEFAULT '' CHECK (char_length(notes) <= 2000),
     -- The saga running on this shipment (plan, dispatch or cancel), if any.
     saga_id            uuid,

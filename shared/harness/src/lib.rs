@@ -28,11 +28,10 @@ use uuid::Uuid;
 pub async fn wait_until_serving(addr: SocketAddr) -> anyhow::Result<()> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-    let channel = Channel::from_shared(format!("http://{addr}"))?
-        .connect()
-        .await?;
+    // Lazily connected: a server still starting (not yet listening) is simply asked again.
+    let channel = Channel::from_shared(format!("http://{addr}"))?.connect_lazy();
     let mut health = HealthClient::new(channel);
-    for _ in 0..100 {
+    for _ in 0..200 {
         let status = health
             .check(HealthCheckRequest {
                 service: String::new(),

@@ -110,6 +110,11 @@ pub async fn record_tracking_event(
         return Ok(first);
     }
     let shipment = shipments::lock(&mut tx, event.shipment_id).await?;
+    // A concurrent call with the same id may have recorded it while this one waited for the
+    // lock (and moved the status on): answer as it did, before judging the status.
+    if let Some(first) = replay(&mut tx, &event).await? {
+        return Ok(first);
+    }
     let (row, shipment) = record(&mut tx, &shipment, &event).await?;
     let Some(row) = row else {
         // A concurrent call with the same client event id won; answer as it did.
@@ -162,7 +167,11 @@ async fn record(
             TrackingKind::Arrived | TrackingKind::Departed => {
                 shipments_stop_stamp(tx, shipment.id, stop_id, event).await?;
             }
-            _ => {}
+            _ => {
+                if !crate::store::stops::is_live_stop_of(tx, shipment.id, stop_id).await? {
+                    return Err(not_a_stop_of_the_shipment());
+                }
+            }
         }
     }
     let Some(row) = store::insert(tx, Uuid::now_v7(), event).await? else {
@@ -198,12 +207,16 @@ async fn shipments_stop_stamp(
     )
     .await
     .map_err(|e| match e {
-        Error::NotFound(_) => Error::invalid(
-            "tracking_event.stop_id",
-            "is not a live stop of the shipment",
-        ),
+        Error::NotFound(_) => not_a_stop_of_the_shipment(),
         other => other,
     })
+}
+
+fn not_a_stop_of_the_shipment() -> Error {
+    Error::invalid(
+        "tracking_event.stop_id",
+        "is not a live stop of the shipment",
+    )
 }
 
 /// One page of a shipment's tracking events, oldest first.

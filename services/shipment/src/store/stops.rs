@@ -207,6 +207,18 @@ pub async fn stamp(
         .ok_or_else(|| Error::NotFound(Resource::new(KIND, id)))
 }
 
+/// Whether `id` is a live stop of `shipment_id`.
+pub async fn is_live_stop_of(tx: &mut Tx, shipment_id: Uuid, id: Uuid) -> Result<bool, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM shipment.stops \
+         WHERE id = $1 AND shipment_id = $2 AND deleted_at IS NULL)",
+    )
+    .bind(id)
+    .bind(shipment_id)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
 async fn after_write(
     tx: &mut Tx,
     id: Uuid,
