@@ -31,6 +31,16 @@ CROSS_SERVICE = {
     ("identity", "users", "driver_id"): ("fleet", "drivers"),
     ("fleet", "drivers", "user_id"): ("identity", "users"),
     ("inventory", "material_suppliers", "supplier_id"): ("partner", "partners"),
+    ("inventory", "reservations", "shipment_id"): ("shipment", "shipments"),
+    ("fleet", "assignments", "shipment_id"): ("shipment", "shipments"),
+    ("shipment", "shipments", "customer_id"): ("partner", "partners"),
+    ("shipment", "shipments", "supplier_id"): ("partner", "partners"),
+    ("shipment", "shipments", "destination_address_id"): ("partner", "addresses"),
+    ("shipment", "shipments", "origin_warehouse_id"): ("inventory", "warehouses"),
+    ("shipment", "shipments", "truck_id"): ("fleet", "trucks"),
+    ("shipment", "shipments", "driver_id"): ("fleet", "drivers"),
+    ("shipment", "shipments", "assignment_id"): ("fleet", "assignments"),
+    ("shipment", "shipment_items", "material_id"): ("inventory", "materials"),
 }
 
 # Tables of the machinery rather than the domain.
@@ -107,8 +117,11 @@ def diagram(url: str) -> str:
           JOIN pg_namespace pn ON pn.oid = p.relnamespace
          WHERE k.contype = 'f' AND n.nspname IN ({schema_list})
          ORDER BY 1, 2, 3, 4, 5""")
-    partitioned = {(s, t) for s, t in psql(url, f"""
-        SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    # (schema, table) -> partition key columns, e.g. "created_at".
+    partitioned = {(s, t): key for s, t, key in psql(url, f"""
+        SELECT n.nspname, c.relname,
+               regexp_replace(pg_get_partkeydef(c.oid), '^[A-Z]+ \\((.*)\\)$', '\\1')
+          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname IN ({schema_list}) AND c.relkind = 'p'""")}
 
     lines = ["erDiagram"]
@@ -123,7 +136,8 @@ def diagram(url: str) -> str:
             note = "" if not_null == "t" else ' "nullable"'
             lines.append(f"    {kind} {name}{' ' + keys if keys else ''}{note}")
         if (schema, table) in partitioned:
-            lines.append('    partitioned by_month "range partitions by created_at"')
+            key = partitioned[(schema, table)]
+            lines.append(f'    partitioned by_month "range partitions by {key}"')
         lines.append("  }")
     for schema, table, parent_schema, parent, cols, one_to_one in foreign:
         arrow = "||--o|" if one_to_one == "t" else "||--o{"

@@ -5,6 +5,7 @@
 #                             tenant and admin, print ready-to-paste grpcurl calls
 #   scripts/stack.sh down     stop the services (PostgreSQL is left alone)
 #   scripts/stack.sh status   what runs where
+#   scripts/stack.sh calls    print the grpcurl walk-through again
 #
 # PostgreSQL: the one at $ADMIN_DATABASE_URL or 127.0.0.1:5432, else a private cluster under
 # .local/pg (scripts/ensure-postgres.sh installs and starts it). The platform lives in database
@@ -14,7 +15,7 @@
 #
 # Environment: STACK_DIR (.local/stack), STACK_DATABASE (logistics), IDENTITY_ADDR
 # (127.0.0.1:50051), PARTNER_ADDR (127.0.0.1:50052), FLEET_ADDR (127.0.0.1:50053),
-# INVENTORY_ADDR (127.0.0.1:50054), DEMO_TENANT_ID, DEMO_ADMIN_EMAIL,
+# INVENTORY_ADDR (127.0.0.1:50054), SHIPMENT_ADDR (127.0.0.1:50055), DEMO_TENANT_ID, DEMO_ADMIN_EMAIL,
 # DEMO_ADMIN_PASSWORD, CARGO_PROFILE (dev).
 set -euo pipefail
 
@@ -28,6 +29,7 @@ IDENTITY_ADDR="${IDENTITY_ADDR:-127.0.0.1:50051}"
 PARTNER_ADDR="${PARTNER_ADDR:-127.0.0.1:50052}"
 FLEET_ADDR="${FLEET_ADDR:-127.0.0.1:50053}"
 INVENTORY_ADDR="${INVENTORY_ADDR:-127.0.0.1:50054}"
+SHIPMENT_ADDR="${SHIPMENT_ADDR:-127.0.0.1:50055}"
 # A fixed demo tenant, so the README's calls work as printed. Development only.
 DEMO_TENANT_ID="${DEMO_TENANT_ID:-01930000-0000-7000-8000-000000000001}"
 DEMO_ADMIN_EMAIL="${DEMO_ADMIN_EMAIL:-admin@demo.example}"
@@ -35,7 +37,7 @@ DEMO_ADMIN_PASSWORD="${DEMO_ADMIN_PASSWORD:-demo-admin-password}"
 CARGO_PROFILE="${CARGO_PROFILE:-dev}"
 
 # Services in start order; each has a binary, a schema and roles of its own name.
-SERVICES=(identity partner fleet inventory)
+SERVICES=(identity partner fleet inventory shipment)
 
 [[ "$STACK_DATABASE" =~ ^[a-z_][a-z0-9_]*$ ]] || die "STACK_DATABASE must be a plain lower-case identifier"
 
@@ -97,6 +99,9 @@ ensure_secrets() {
   add_secret FLEET_BLIND_INDEX_KEY "$(random_b64)"
   add_secret FLEET_PAGE_TOKEN_KEY "$(random_b64)"
   add_secret INVENTORY_PAGE_TOKEN_KEY "$(random_b64)"
+  add_secret SHIPMENT_FIELD_ENCRYPTION_KEYS "local1:$(random_b64)"
+  add_secret SHIPMENT_BLIND_INDEX_KEY "$(random_b64)"
+  add_secret SHIPMENT_PAGE_TOKEN_KEY "$(random_b64)"
   for name in "${SERVICES[@]}"; do
     upper="${name^^}"
     add_secret "${upper}_OWNER_PASSWORD" "$(random_hex)"
@@ -202,30 +207,61 @@ up() {
   start_service inventory "$INVENTORY_ADDR" DATABASE_URL="$APP_URL" IDENTITY_URL="http://$IDENTITY_ADDR" \
     PAGE_TOKEN_KEY="$INVENTORY_PAGE_TOKEN_KEY"
 
+  provision_service shipment
+  start_service shipment "$SHIPMENT_ADDR" DATABASE_URL="$APP_URL" IDENTITY_URL="http://$IDENTITY_ADDR" \
+    PARTNER_URL="http://$PARTNER_ADDR" FLEET_URL="http://$FLEET_ADDR" INVENTORY_URL="http://$INVENTORY_ADDR" \
+    FIELD_ENCRYPTION_KEYS="$SHIPMENT_FIELD_ENCRYPTION_KEYS" BLIND_INDEX_KEY="$SHIPMENT_BLIND_INDEX_KEY" \
+    PAGE_TOKEN_KEY="$SHIPMENT_PAGE_TOKEN_KEY"
+
   print_calls
 }
 
 print_calls() {
-  local login_body partner_body truck_body available_body material_body
+  local login_body partner_body truck_body available_body material_body auth uuid now
   login_body="{\"tenant_id\":\"$DEMO_TENANT_ID\",\"email\":\"$DEMO_ADMIN_EMAIL\",\"password\":\"$DEMO_ADMIN_PASSWORD\"}"
   partner_body='{"request_id":"01930000-0000-7000-8000-0000000000a1","partner":{"kind":"PARTNER_KIND_ORGANIZATION","legal_name":"Acme Logistics GmbH","display_name":"Acme Logistics","tax_id":"DE123456789","country_code":"DE","default_currency_code":"EUR"},"roles":["PARTNER_ROLE_CUSTOMER"]}'
   truck_body='{"request_id":"01930000-0000-7000-8000-0000000000b1","truck":{"plate":"B-LX 1024","vin":"1M8GDM9AXKP042788","make":"Volvo","model":"FH16","year":2024,"payload_capacity_kg":{"value":"24000"},"volume_capacity_m3":{"value":"90"}}}'
   available_body='{"window":{"start_time":"2026-12-01T08:00:00Z","end_time":"2026-12-01T16:00:00Z"},"min_payload_kg":{"value":"10000"}}'
   material_body='{"request_id":"01930000-0000-7000-8000-0000000000c1","material":{"sku":"STEEL-ROD-12","name":"Steel rod 12 mm","unit":"UNIT_OF_MEASURE_PIECE","unit_weight_kg":{"value":"7.1"},"reorder_point":{"value":"50"}}}'
+  auth='-H "authorization: Bearer $TOKEN"'
+  uuid='$(cat /proc/sys/kernel/random/uuid)'
+  now='$(date -u +%FT%TZ)'
+  # id KEY: the pipe that reads the id of the created KEY from grpcurl's answer.
+  id() { printf "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"%s\"][\"id\"])'" "$1"; }
   cat <<EOF
 
 The stack is up. Put the tools on PATH, log in, and make authenticated calls:
 
 source scripts/env.sh
 TOKEN=\$(grpcurl -plaintext -d '$login_body' $IDENTITY_ADDR logistics.identity.v1.IdentityService/Login | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens"]["accessToken"])')
-grpcurl -plaintext -H "authorization: Bearer \$TOKEN" -d '{"page_size":10}' $IDENTITY_ADDR logistics.identity.v1.IdentityService/ListUsers
-grpcurl -plaintext -H "authorization: Bearer \$TOKEN" -d '$partner_body' $PARTNER_ADDR logistics.partner.v1.PartnerService/CreatePartner
-grpcurl -plaintext -H "authorization: Bearer \$TOKEN" -d '{"filter":"role = PARTNER_ROLE_CUSTOMER"}' $PARTNER_ADDR logistics.partner.v1.PartnerService/ListPartners
-grpcurl -plaintext -H "authorization: Bearer \$TOKEN" -d '$truck_body' $FLEET_ADDR logistics.fleet.v1.FleetService/CreateTruck
-grpcurl -plaintext -H "authorization: Bearer \$TOKEN" -d '$available_body' $FLEET_ADDR logistics.fleet.v1.FleetService/FindAvailableTrucks
-grpcurl -plaintext -H "authorization: Bearer \$TOKEN" -d '$material_body' $INVENTORY_ADDR logistics.inventory.v1.InventoryService/CreateMaterial
-grpcurl -plaintext -H "authorization: Bearer \$TOKEN" -d '{}' $INVENTORY_ADDR logistics.inventory.v1.InventoryService/CheckStockLedger
+grpcurl -plaintext $auth -d '{"page_size":10}' $IDENTITY_ADDR logistics.identity.v1.IdentityService/ListUsers
+grpcurl -plaintext $auth -d '$partner_body' $PARTNER_ADDR logistics.partner.v1.PartnerService/CreatePartner
+grpcurl -plaintext $auth -d '{"filter":"role = PARTNER_ROLE_CUSTOMER"}' $PARTNER_ADDR logistics.partner.v1.PartnerService/ListPartners
+grpcurl -plaintext $auth -d '$truck_body' $FLEET_ADDR logistics.fleet.v1.FleetService/CreateTruck
+grpcurl -plaintext $auth -d '$available_body' $FLEET_ADDR logistics.fleet.v1.FleetService/FindAvailableTrucks
+grpcurl -plaintext $auth -d '$material_body' $INVENTORY_ADDR logistics.inventory.v1.InventoryService/CreateMaterial
+grpcurl -plaintext $auth -d '{}' $INVENTORY_ADDR logistics.inventory.v1.InventoryService/CheckStockLedger
 grpcurl -plaintext $IDENTITY_ADDR list
+
+The life of a shipment: a customer with an address, stock in a warehouse, a driver for the truck
+above; then create, plan (reserve stock, book truck and driver), dispatch (consume the stock),
+track, deliver with a proof, and watch the events:
+
+DAY=\$(date -u -d "+\$((RANDOM % 300 + 30)) days" +%F)
+CUSTOMER=\$(grpcurl -plaintext $auth -d '{"request_id":"01930000-0000-7000-8000-0000000000d1","partner":{"kind":"PARTNER_KIND_ORGANIZATION","legal_name":"Nordhafen Handel GmbH","display_name":"Nordhafen Handel","country_code":"DE","default_currency_code":"EUR"},"roles":["PARTNER_ROLE_CUSTOMER"]}' $PARTNER_ADDR logistics.partner.v1.PartnerService/CreatePartner $(id partner))
+ADDRESS=\$(grpcurl -plaintext $auth -d "{\"request_id\":\"01930000-0000-7000-8000-0000000000d2\",\"address\":{\"partner_id\":\"\$CUSTOMER\",\"kind\":\"ADDRESS_KIND_SHIPPING\",\"line1\":\"Hafenstrasse 7\",\"city\":\"Hamburg\",\"postal_code\":\"20457\",\"country_code\":\"DE\"}}" $PARTNER_ADDR logistics.partner.v1.PartnerService/CreateAddress $(id address))
+WAREHOUSE=\$(grpcurl -plaintext $auth -d '{"request_id":"01930000-0000-7000-8000-0000000000d3","warehouse":{"code":"BER-1","name":"Berlin Central","address_line":"Lagerweg 1","city":"Berlin","postal_code":"10115","country_code":"DE"}}' $INVENTORY_ADDR logistics.inventory.v1.InventoryService/CreateWarehouse $(id warehouse))
+MATERIAL=\$(grpcurl -plaintext $auth -d '{"request_id":"01930000-0000-7000-8000-0000000000d4","material":{"sku":"PALLET-EUR","name":"Euro pallet","unit":"UNIT_OF_MEASURE_PIECE","unit_weight_kg":{"value":"25"},"unit_volume_m3":{"value":"0.23"}}}' $INVENTORY_ADDR logistics.inventory.v1.InventoryService/CreateMaterial $(id material))
+grpcurl -plaintext $auth -d "{\"idempotency_key\":\"$uuid\",\"warehouse_id\":\"\$WAREHOUSE\",\"material_id\":\"\$MATERIAL\",\"quantity\":{\"value\":\"40\"}}" $INVENTORY_ADDR logistics.inventory.v1.InventoryService/ReceiveStock
+grpcurl -plaintext $auth -d '{"request_id":"01930000-0000-7000-8000-0000000000d5","driver":{"name":"Jonas Weber","licence_number":"B072RRE2I55","licence_classes":["LICENCE_CLASS_CE"],"licence_expire_time":"2031-01-01T00:00:00Z","phone":"+49 151 2345 6789"}}' $FLEET_ADDR logistics.fleet.v1.FleetService/CreateDriver
+SHIPMENT=\$(grpcurl -plaintext $auth -d "{\"request_id\":\"$uuid\",\"shipment\":{\"reference\":\"SO-\$DAY-\$RANDOM\",\"customer_id\":\"\$CUSTOMER\",\"origin_warehouse_id\":\"\$WAREHOUSE\",\"destination_address_id\":\"\$ADDRESS\",\"pickup_window\":{\"start_time\":\"\${DAY}T08:00:00Z\",\"end_time\":\"\${DAY}T12:00:00Z\"},\"delivery_window\":{\"start_time\":\"\${DAY}T14:00:00Z\",\"end_time\":\"\${DAY}T20:00:00Z\"}}}" $SHIPMENT_ADDR logistics.shipment.v1.ShipmentService/CreateShipment $(id shipment))
+grpcurl -plaintext $auth -d "{\"shipment_item\":{\"shipment_id\":\"\$SHIPMENT\",\"material_id\":\"\$MATERIAL\",\"quantity\":{\"value\":\"12\"}}}" $SHIPMENT_ADDR logistics.shipment.v1.ShipmentService/CreateShipmentItem
+grpcurl -plaintext $auth -d "{\"id\":\"\$SHIPMENT\"}" $SHIPMENT_ADDR logistics.shipment.v1.ShipmentService/PlanShipment
+grpcurl -plaintext $auth -d "{\"id\":\"\$SHIPMENT\"}" $SHIPMENT_ADDR logistics.shipment.v1.ShipmentService/DispatchShipment
+grpcurl -plaintext $auth -d "{\"tracking_event\":{\"shipment_id\":\"\$SHIPMENT\",\"client_event_id\":\"$uuid\",\"kind\":\"TRACKING_EVENT_KIND_DEPARTED\",\"event_time\":\"$now\"}}" $SHIPMENT_ADDR logistics.shipment.v1.ShipmentService/RecordTrackingEvent
+grpcurl -plaintext $auth -d "{\"id\":\"\$SHIPMENT\",\"proof_of_delivery\":{\"recipient_name\":\"Erika Mustermann\",\"deliver_time\":\"$now\",\"content\":\"iVBORw0KGgo=\",\"content_type\":\"image/png\"}}" $SHIPMENT_ADDR logistics.shipment.v1.ShipmentService/DeliverShipment
+grpcurl -plaintext $auth -d "{\"shipment_id\":\"\$SHIPMENT\"}" $SHIPMENT_ADDR logistics.shipment.v1.ShipmentService/ListTrackingEvents
+grpcurl -plaintext -max-time 3 $auth -d "{\"shipment_id\":\"\$SHIPMENT\"}" $SHIPMENT_ADDR logistics.shipment.v1.ShipmentService/WatchShipmentEvents || true
 
 Stop with: scripts/stack.sh down
 EOF
@@ -255,5 +291,6 @@ case "${1:-up}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) die "usage: scripts/stack.sh [up|down|status]" ;;
+  calls) print_calls ;;
+  *) die "usage: scripts/stack.sh [up|down|status|calls]" ;;
 esac

@@ -25,6 +25,7 @@ DEFAULT_IDENTITY = "127.0.0.1:50051"
 DEFAULT_PARTNER = "127.0.0.1:50052"
 DEFAULT_FLEET = "127.0.0.1:50053"
 DEFAULT_INVENTORY = "127.0.0.1:50054"
+DEFAULT_SHIPMENT = "127.0.0.1:50055"
 
 
 def free_port() -> int:
@@ -52,6 +53,7 @@ class StackTest(unittest.TestCase):
         cls.partner_addr = f"127.0.0.1:{free_port()}"
         cls.fleet_addr = f"127.0.0.1:{free_port()}"
         cls.inventory_addr = f"127.0.0.1:{free_port()}"
+        cls.shipment_addr = f"127.0.0.1:{free_port()}"
         cls.database = f"logistics_e2e_{suffix}"
         cls.env = dict(
             os.environ,
@@ -61,6 +63,7 @@ class StackTest(unittest.TestCase):
             PARTNER_ADDR=cls.partner_addr,
             FLEET_ADDR=cls.fleet_addr,
             INVENTORY_ADDR=cls.inventory_addr,
+            SHIPMENT_ADDR=cls.shipment_addr,
         )
         done = subprocess.run(
             ["bash", str(REPO / "scripts" / "stack.sh"), "up"],
@@ -83,10 +86,11 @@ class StackTest(unittest.TestCase):
     def moved(self, line: str) -> str:
         """A README line with the default addresses replaced by this test's."""
         return (line.replace(DEFAULT_IDENTITY, self.addr).replace(DEFAULT_PARTNER, self.partner_addr)
-                .replace(DEFAULT_FLEET, self.fleet_addr).replace(DEFAULT_INVENTORY, self.inventory_addr))
+                .replace(DEFAULT_FLEET, self.fleet_addr).replace(DEFAULT_INVENTORY, self.inventory_addr)
+                .replace(DEFAULT_SHIPMENT, self.shipment_addr))
 
     def test_the_readme_calls_are_the_ones_the_stack_prints(self):
-        printed = [line for line in self.stack_output.splitlines() if line.startswith(("source ", "TOKEN=", "grpcurl "))]
+        printed = [line for line in self.stack_output.splitlines() if re.match(r"(source |grpcurl |[A-Z_]+=)", line)]
         expected = [self.moved(line) for line in readme_calls()]
         self.assertEqual(printed, expected)
 
@@ -111,6 +115,15 @@ class StackTest(unittest.TestCase):
         # The material is created, and the new tenant's books check out.
         self.assertIn('"sku": "STEEL-ROD-12"', done.stdout)
         self.assertNotIn('"mismatches"', done.stdout)
+        # The shipment walk-through: planned with the truck, dispatched, on the road, delivered,
+        # and the event stream replays its whole life in order.
+        for status in ("PLANNED", "DISPATCHED", "IN_TRANSIT", "DELIVERED"):
+            self.assertIn(f'"status": "SHIPMENT_STATUS_{status}"', done.stdout)
+        self.assertIn('"recipientName": "Erika Mustermann"', done.stdout)
+        self.assertIn('"kind": "TRACKING_EVENT_KIND_DEPARTED"', done.stdout)
+        events = re.findall(r'"type": "SHIPMENT_EVENT_TYPE_([A-Z_]+)"', done.stdout)
+        self.assertEqual(events, ["CREATED", "UPDATED", "PLANNED", "DISPATCHED", "TRACKED", "DELIVERED"],
+                         done.stdout)
 
     def test_a_generated_python_client_logs_in_reads_error_details_and_creates_a_partner(self):
         import grpc
