@@ -129,14 +129,25 @@ pub async fn start(
     for _ in 0..2 {
         match begin(state, caller, call, &intent).await? {
             Begun::Done(row) => return Ok(*row),
-            Begun::Started(saga) => return drive(state, *saga, call.clone()).await,
+            Begun::Started(saga) => {
+                let outcome = drive(state, *saga, call.clone()).await?;
+                return if outcome.done {
+                    Ok(*outcome.shipment)
+                } else {
+                    Err(anyhow::anyhow!(
+                        "a saga started by this call ended undone without a reason"
+                    )
+                    .into())
+                };
+            }
             Begun::TookOver(saga) => {
                 let kind = Kind::parse(&saga.kind);
-                let outcome = drive(state, *saga, call.clone()).await;
-                // The taken-over saga did what this call asks: its outcome is the answer (a
-                // plan that was undone is tried afresh).
-                if kind == Some(intent.kind) && (intent.kind != Kind::Plan || outcome.is_ok()) {
-                    return outcome;
+                // Still stuck (a peer is down): that is the answer. Done and of this call's
+                // kind: its outcome is the answer. Otherwise (another kind, or a plan that was
+                // undone) the shipment is free now: start this call's saga.
+                let outcome = drive(state, *saga, call.clone()).await?;
+                if outcome.done && kind == Some(intent.kind) {
+                    return Ok(*outcome.shipment);
                 }
             }
         }
@@ -268,12 +279,9 @@ pub fn recovered_context(state: &State, saga: &SagaRow) -> Result<CallContext, E
 }
 
 /// Runs the saga to its end on a task of its own (a caller that gives up does not stop it) and
-/// waits for it.
-pub async fn drive(
-    state: &Arc<State>,
-    saga: SagaRow,
-    call: CallContext,
-) -> Result<ShipmentRow, Error> {
+/// waits for it. A saga that fails in this run answers with the reason; one taken over while it
+/// was undoing an earlier failure ends with `done: false`.
+pub async fn drive(state: &Arc<State>, saga: SagaRow, call: CallContext) -> Result<Outcome, Error> {
     let state = Arc::clone(state);
     tokio::spawn(async move {
         Runner {
@@ -297,6 +305,14 @@ struct Runner {
     failure: Option<Error>,
 }
 
+/// How a driven saga ended.
+pub struct Outcome {
+    /// The shipment as the saga left it.
+    pub shipment: Box<ShipmentRow>,
+    /// Whether it did what it was for (`false`: a plan that was undone).
+    pub done: bool,
+}
+
 /// What a step did.
 enum Next {
     /// Saved; go on with the saga's current step.
@@ -306,7 +322,7 @@ enum Next {
 }
 
 impl Runner {
-    async fn run(mut self) -> Result<ShipmentRow, Error> {
+    async fn run(mut self) -> Result<Outcome, Error> {
         tracing::info!(saga = %self.saga.id, kind = %self.saga.kind, step = %self.saga.step,
             trace_id = self.call.trace_id(), "saga running");
         loop {
@@ -329,7 +345,10 @@ impl Runner {
                 Ok(Next::Finished(row)) => {
                     return match self.failure.take() {
                         Some(error) => Err(error),
-                        None => Ok(*row),
+                        None => Ok(Outcome {
+                            shipment: row,
+                            done: self.saga.state == SagaState::Done.as_str(),
+                        }),
                     };
                 }
                 Err(error) => return Err(self.park(error).await),
@@ -600,7 +619,9 @@ impl Runner {
                 self.save().await?;
                 Ok(Next::Continue)
             }
-            Err(e) => self.compensate(e, Step::Unassign).await,
+            // The booking may or may not have been made: release the stock first (the scarce
+            // shared resource), then cancel whatever booking the shipment has.
+            Err(e) => self.compensate(e, Step::Release).await,
         }
     }
 
@@ -638,6 +659,10 @@ impl Runner {
             .await?;
         match (kind, compensating) {
             (Kind::Cancel, _) => self.goto(Step::Unassign).await,
+            // A plan that got as far as choosing a truck may have booked it.
+            _ if self.saga.truck_id.is_some() || self.saga.assign_attempt > 0 => {
+                self.goto(Step::Unassign).await
+            }
             _ => self.goto(Step::End).await,
         }
     }
@@ -660,7 +685,7 @@ impl Runner {
         }
         match (kind, compensating) {
             (Kind::Cancel, _) => self.goto(Step::Commit).await,
-            _ => self.goto(Step::Release).await,
+            _ => self.goto(Step::End).await,
         }
     }
 

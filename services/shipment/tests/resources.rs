@@ -2721,44 +2721,25 @@ async fn the_runtime_role_sees_only_its_tenants_rows_and_totals_are_the_sums_of_
     );
 }
 
-// Bugs ------------------------------------------------------------------------------------------
+// Exact totals at the extremes ------------------------------------------------------------------
 
 #[tokio::test]
-async fn an_item_too_heavy_for_the_shipment_total_is_a_client_error_and_changes_nothing() {
+async fn the_heaviest_valid_item_is_summed_exactly_into_the_shipment_total() {
     let stack = Stack::spawn().await;
     let world = stack.world().await;
     let heavy = stack.material(&world.warehouse, "12", "0").await;
     let draft = stack.draft(&world, &[(&world.nuts, "1")]).await;
-    let client_errors = [
-        Code::InvalidArgument,
-        Code::FailedPrecondition,
-        Code::OutOfRange,
-    ];
 
-    // 15 integer digits is a valid quantity and 12 kg a valid unit weight, but their product is
-    // more than the shipment's total can hold.
-    let refused = add_item(&stack, &draft.id, &heavy.id, "999999999999999")
+    // 15 integer digits of quantity times a 12 kg unit: the total holds the exact product.
+    let item = add_item(&stack, &draft.id, &heavy.id, "999999999999999")
         .await
-        .unwrap_err();
-    assert!(
-        client_errors.contains(&refused.code()),
-        "a client's quantity answered {:?}: {}",
-        refused.code(),
-        refused.message()
-    );
-    // The same through UpdateShipmentItem, from a quantity that fits.
-    let item = add_item(&stack, &draft.id, &heavy.id, "1").await.unwrap();
-    assert_eq!(weight(&stack.get(&draft.id).await), "16");
-    let refused = requantify(&stack, &item.id, &item.etag, "999999999999999")
+        .unwrap();
+    assert_eq!(weight(&stack.get(&draft.id).await), "11999999999999992");
+    let changed = requantify(&stack, &item.id, &item.etag, "999999999999999.999")
         .await
-        .unwrap_err();
-    assert!(
-        client_errors.contains(&refused.code()),
-        "a client's quantity answered {:?}: {}",
-        refused.code(),
-        refused.message()
-    );
-    assert_eq!(weight(&stack.get(&draft.id).await), "16");
+        .unwrap();
+    assert_eq!(text(changed.quantity.as_ref()), "999999999999999.999");
+    assert_eq!(weight(&stack.get(&draft.id).await), "12000000000000003.988");
 }
 
 #[tokio::test]

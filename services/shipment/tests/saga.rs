@@ -347,3 +347,80 @@ async fn cancelling_a_planned_shipment_releases_its_stock_and_frees_its_truck() 
     let next = stack.draft(&world, &[(&world.nuts, "1")]).await;
     stack.plan(&next.id).await.unwrap();
 }
+
+/// Dispatches with inventory stopped: the answer is UNAVAILABLE and the saga stays parked.
+async fn dispatch_while_inventory_is_down(stack: &mut Stack, world: &World) -> pb::Shipment {
+    let draft = stack.draft(world, &[(&world.bolts, "5")]).await;
+    stack.plan(&draft.id).await.unwrap();
+    stack.stop_inventory().await;
+    expect_code(stack.dispatch(&draft.id).await, Code::Unavailable);
+    assert_eq!(
+        status_of(&stack.get(&draft.id).await),
+        pb::ShipmentStatus::Planned
+    );
+    assert_eq!(
+        stack.sagas(&draft.id).await[1],
+        (
+            "dispatch".to_owned(),
+            "running".to_owned(),
+            "consume".to_owned()
+        )
+    );
+    // While the saga is parked the shipment cannot be edited or planned again.
+    let edit = stack.cancel(&draft.id).await;
+    assert!(edit.is_err(), "{edit:?}");
+    stack.start_inventory().await;
+    draft
+}
+
+#[tokio::test]
+async fn a_dispatch_parked_by_an_unreachable_inventory_is_finished_by_the_next_call() {
+    let mut stack = Stack::spawn_with(shipment::config::SagaConfig {
+        recovery_interval_ms: 600_000,
+        ..quick_sagas()
+    })
+    .await;
+    let world = stack.world().await;
+    let draft = dispatch_while_inventory_is_down(&mut stack, &world).await;
+
+    let dispatched = stack.dispatch(&draft.id).await.unwrap();
+    assert_eq!(status_of(&dispatched), pb::ShipmentStatus::Dispatched);
+    assert_eq!(
+        stack.reservations(&draft.id).await,
+        [(CONSUMED, "5".to_owned())]
+    );
+    assert_eq!(
+        stack.ledger(&world.warehouse, &world.bolts).await,
+        ["receipt", "reserve", "consume"]
+    );
+    assert_eq!(
+        stack.sagas(&draft.id).await.len(),
+        2,
+        "the parked saga was taken over"
+    );
+}
+
+#[tokio::test]
+async fn a_parked_saga_is_finished_by_recovery_without_any_call() {
+    let mut stack = Stack::spawn().await;
+    let world = stack.world().await;
+    let draft = dispatch_while_inventory_is_down(&mut stack, &world).await;
+
+    let mut dispatched = false;
+    for _ in 0..100 {
+        if status_of(&stack.get(&draft.id).await) == pb::ShipmentStatus::Dispatched {
+            dispatched = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(dispatched, "recovery did not finish the parked dispatch");
+    assert_eq!(
+        stack.ledger(&world.warehouse, &world.bolts).await,
+        ["receipt", "reserve", "consume"]
+    );
+    assert_eq!(
+        stack.sagas(&draft.id).await[1],
+        ("dispatch".to_owned(), "done".to_owned(), "end".to_owned())
+    );
+}

@@ -1220,7 +1220,6 @@ async fn a_plan_failing_on_an_unreachable_fleet_answers_without_addresses_or_sql
 }
 
 #[tokio::test]
-#[ignore = "BUG: a tracking client_event_id already used on a shipment the driver cannot see answers INTERNAL (road.rs record_tracking_event: claim conflict, replay hidden by RLS)"]
 async fn a_driver_reusing_the_client_event_id_of_a_shipment_it_cannot_see_is_refused_cleanly() {
     let stack = Stack::spawn().await;
     let world = stack.world().await;

@@ -29,8 +29,8 @@ pub mod sealing;
 pub mod server;
 pub mod service;
 pub mod telemetry;
-pub mod wire;
 pub mod window;
+pub mod wire;
 
 pub use error::{Error, FieldViolation, Result};
 

@@ -7,7 +7,6 @@ pub mod drivers;
 pub mod maintenance;
 pub mod trucks;
 
-
 use logistics_platform::aip::Idempotency;
 use sqlx::postgres::types::PgRange;
 use time::OffsetDateTime;

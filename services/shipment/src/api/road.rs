@@ -120,8 +120,14 @@ pub async fn record_tracking_event(
         // A concurrent call with the same client event id won; answer as it did.
         drop(tx);
         let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
+        // Claimed, yet invisible to this caller: an event of a shipment it may not see.
         let first = replay(&mut tx, &event).await?;
-        return first.ok_or_else(|| anyhow::anyhow!("claimed tracking event vanished").into());
+        return first.ok_or_else(|| {
+            Error::invalid(
+                "tracking_event.client_event_id",
+                "was already used for an event of another shipment",
+            )
+        });
     };
     tx.commit().await?;
     Ok(pb::RecordTrackingEventResponse {

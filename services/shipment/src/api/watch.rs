@@ -36,8 +36,10 @@ pub const CHANNEL: &str = "shipment_events";
 const BATCH: i64 = 100;
 /// How often a watcher looks without being woken.
 const POLL: Duration = Duration::from_secs(1);
-/// What a resume token signs.
-const LISTING: &str = "watch";
+/// What a resume token signs: the tenant's outbox (numbers are per tenant).
+fn listing(tenant_id: Uuid) -> String {
+    format!("watch|{tenant_id}")
+}
 
 /// Tenants whose outbox grew, announced to every watcher of this replica.
 #[derive(Clone)]
@@ -84,7 +86,7 @@ pub async fn watch(
         .map_err(|v| Error::Invalid(vec![v]))?;
     let after: i64 = state
         .page_tokens
-        .decode::<i64>(LISTING, &request.resume_token)
+        .decode::<i64>(&listing(caller.tenant_id), &request.resume_token)
         .map_err(|e| match e {
             Error::Invalid(_) => {
                 Error::invalid("resume_token", "is not a resume token of this service")
@@ -126,7 +128,7 @@ async fn follow(
         let full = batch.len() as i64 == BATCH;
         for row in batch.drain(..) {
             after = row.sequence;
-            let message = match event(&state, &row) {
+            let message = match event(&state, caller.tenant_id, &row) {
                 Ok(event) => Ok(pb::WatchShipmentEventsResponse { event: Some(event) }),
                 Err(e) => Err(Status::from(e)),
             };
@@ -165,11 +167,11 @@ async fn follow(
     }
 }
 
-fn event(state: &State, row: &OutboxRow) -> Result<pb::ShipmentEvent, Error> {
+fn event(state: &State, tenant_id: Uuid, row: &OutboxRow) -> Result<pb::ShipmentEvent, Error> {
     let mut event = pb::ShipmentEvent::decode(row.payload.as_slice())
         .map_err(|e| anyhow::anyhow!("outbox payload {} does not decode: {e}", row.sequence))?;
     event.sequence = row.sequence;
-    event.resume_token = state.page_tokens.encode(LISTING, &row.sequence);
+    event.resume_token = state.page_tokens.encode(&listing(tenant_id), &row.sequence);
     event.event_time = Some(timestamp(row.created_at));
     Ok(event)
 }
