@@ -9,7 +9,6 @@ use logistics_platform::service::{self, Serving};
 use logistics_proto::inventory::v1::inventory_service_server::{
     InventoryServiceServer, SERVICE_NAME,
 };
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::api::{InventoryApi, State};
@@ -24,7 +23,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let pool = service::database(&config.database, &SCHEMA, &MIGRATOR, "inventory").await?;
     let verifier = service::identity_verifier(&config.auth, &config.identity)?;
-    let partitions = tokio::spawn(keep_partitions_ahead(pool.clone()));
+    let partitions = tokio::spawn(service::keep_partitions_ahead(
+        pool.clone(),
+        schema::PARTITION_FUNCTION,
+        schema::PARTITION_MONTHS_AHEAD,
+    ));
     let state = State {
         pool: pool.clone(),
         page_tokens: PageTokens::new(config.page_token_key.0),
@@ -46,24 +49,4 @@ pub async fn run(
     .await;
     partitions.abort();
     result
-}
-
-/// Creates the coming months' ledger partitions now and then once a day, so a write never
-/// finds its month missing. A failure is logged and retried an hour later.
-async fn keep_partitions_ahead(pool: PgPool) {
-    loop {
-        let wait = match schema::ensure_partitions(&pool).await {
-            Ok(created) => {
-                if created > 0 {
-                    tracing::info!(created, "ledger partitions created");
-                }
-                Duration::from_secs(24 * 3600)
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "could not create ledger partitions");
-                Duration::from_secs(3600)
-            }
-        };
-        tokio::time::sleep(wait).await;
-    }
 }

@@ -13,11 +13,12 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Months of ledger partitions kept ahead of the current one.
 pub const PARTITION_MONTHS_AHEAD: i32 = 3;
 
+/// The owner's function that creates this schema's monthly partitions.
+pub const PARTITION_FUNCTION: &str = "inventory.ensure_movement_partitions";
+
 /// Creates the ledger partitions missing from this month to [`PARTITION_MONTHS_AHEAD`] ahead
 /// (through the owner's function; the runtime role owns nothing). Returns how many it created.
 pub async fn ensure_partitions(pool: &PgPool) -> Result<i32, sqlx::Error> {
-    sqlx::query_scalar("SELECT inventory.ensure_movement_partitions($1)")
-        .bind(PARTITION_MONTHS_AHEAD)
-        .fetch_one(pool)
+    logistics_platform::db::ensure_partitions(pool, PARTITION_FUNCTION, PARTITION_MONTHS_AHEAD)
         .await
 }

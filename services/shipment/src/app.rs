@@ -8,7 +8,6 @@ use std::time::Duration;
 use logistics_platform::aip::PageTokens;
 use logistics_platform::service::{self, Serving};
 use logistics_proto::shipment::v1::shipment_service_server::{SERVICE_NAME, ShipmentServiceServer};
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
@@ -40,7 +39,11 @@ pub async fn run(
         feed: EventFeed::default(),
     });
     let background = [
-        tokio::spawn(keep_partitions_ahead(pool.clone())),
+        tokio::spawn(service::keep_partitions_ahead(
+            pool.clone(),
+            schema::PARTITION_FUNCTION,
+            schema::PARTITION_MONTHS_AHEAD,
+        )),
         tokio::spawn(state.feed.clone().listen(pool.clone())),
         tokio::spawn(saga::recover_forever(Arc::clone(&state))),
     ];
@@ -63,24 +66,4 @@ pub async fn run(
         task.abort();
     }
     result
-}
-
-/// Creates the coming months' tracking partitions now and then once a day. A failure is logged
-/// and retried an hour later.
-async fn keep_partitions_ahead(pool: PgPool) {
-    loop {
-        let wait = match schema::ensure_partitions(&pool).await {
-            Ok(created) => {
-                if created > 0 {
-                    tracing::info!(created, "tracking partitions created");
-                }
-                Duration::from_secs(24 * 3600)
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "could not create tracking partitions");
-                Duration::from_secs(3600)
-            }
-        };
-        tokio::time::sleep(wait).await;
-    }
 }

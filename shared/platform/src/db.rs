@@ -279,6 +279,24 @@ pub async fn watch_health(
     }
 }
 
+/// Calls the schema's partition function `function` (schema-qualified, taking the months to
+/// keep ahead, returning how many partitions it created).
+pub async fn ensure_partitions(
+    pool: &PgPool,
+    function: &'static str,
+    months_ahead: i32,
+) -> Result<i32, sqlx::Error> {
+    debug_assert!(
+        function
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.')
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {function}($1)")))
+        .bind(months_ahead)
+        .fetch_one(pool)
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,3 +309,4 @@ mod tests {
         assert!(!is_identifier(""));
     }
 }
+

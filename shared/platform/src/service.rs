@@ -190,3 +190,24 @@ pub async fn serve(
     pool.close().await;
     result
 }
+
+/// Calls the schema's partition function `function` (e.g. `inventory.ensure_movement_partitions`,
+/// an owner's `SECURITY DEFINER` function taking the months to keep ahead) now and then once a
+/// day, so a write never finds its month missing. A failure is logged and retried an hour later.
+pub async fn keep_partitions_ahead(pool: PgPool, function: &'static str, months_ahead: i32) {
+    loop {
+        let wait = match db::ensure_partitions(&pool, function, months_ahead).await {
+            Ok(created) => {
+                if created > 0 {
+                    tracing::info!(created, function, "partitions created");
+                }
+                Duration::from_secs(24 * 3600)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, function, "could not create partitions");
+                Duration::from_secs(3600)
+            }
+        };
+        tokio::time::sleep(wait).await;
+    }
+}

@@ -3,10 +3,13 @@
 //! - [`TestDatabase`]: a fresh PostgreSQL database per test, provisioned exactly as production
 //!   is (schema owner and runtime roles, default privileges) and dropped afterwards;
 //! - [`TestPki`]: a throwaway CA with server and client certificates for TLS tests;
-//! - [`captured_logs`]: the process's logs in memory, to prove what never appears in them.
+//! - [`captured_logs`]: the process's logs in memory, to prove what never appears in them;
+//! - [`status`]: assertions on failed calls and their rich error details.
 //!
 //! The cluster comes from `ADMIN_DATABASE_URL` (a superuser URL; `scripts/test.sh` sets it from
 //! `scripts/ensure-postgres.sh`), defaulting to `postgres://postgres@127.0.0.1:5432/postgres`.
+
+pub mod status;
 
 use std::io::Write;
 use std::path::PathBuf;

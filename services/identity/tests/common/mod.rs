@@ -16,9 +16,11 @@ use secrecy::SecretString;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
-use tonic_types::StatusExt;
+use tonic::{Request, Status};
 use uuid::Uuid;
+
+#[allow(unused_imports)] // Each test file uses its own share of the helpers.
+pub use logistics_testkit::status::{expect_code, preconditions, violated_fields};
 
 /// Password of every bootstrapped admin.
 pub const ADMIN_PASSWORD: &str = "admin password 1234";
@@ -258,24 +260,4 @@ pub fn authed<T>(token: &str, message: T) -> Request<T> {
         .metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
-}
-
-/// The fields named in the status's BadRequest details, in order.
-pub fn violated_fields(status: &Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
-}
-
-/// Asserts the code of a failed call and returns its status.
-#[track_caller]
-pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
-    match result {
-        Ok(value) => panic!("expected {code:?}, got Ok({value:?})"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "unexpected status: {status:?}");
-            status
-        }
-    }
 }

@@ -17,11 +17,12 @@ use logistics_proto::r#type::v1 as types;
 use pb::inventory_service_client::InventoryServiceClient;
 use secrecy::SecretString;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
-use tonic_types::StatusExt;
+use tonic::Status;
 use uuid::Uuid;
 
 pub use logistics_harness::authed;
+#[allow(unused_imports)] // Each test file uses its own share of the helpers.
+pub use logistics_testkit::status::{expect_code, preconditions, violated_fields};
 
 /// An inventory server, its identity, and their database.
 pub struct TestApp {
@@ -281,38 +282,5 @@ pub fn warehouse(code: &str) -> pb::Warehouse {
         postal_code: "20457".to_owned(),
         country_code: "DE".to_owned(),
         ..Default::default()
-    }
-}
-
-/// The fields named in the status's BadRequest details, in order.
-pub fn violated_fields(status: &Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
-}
-
-/// The `(type, subject)` of each PreconditionFailure violation, in order.
-pub fn preconditions(status: &Status) -> Vec<(String, String)> {
-    status
-        .get_details_precondition_failure()
-        .map(|p| {
-            p.violations
-                .into_iter()
-                .map(|v| (v.r#type, v.subject))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Asserts the code of a failed call and returns its status.
-#[track_caller]
-pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
-    match result {
-        Ok(value) => panic!("expected {code:?}, got Ok({value:?})"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "unexpected status: {status:?}");
-            status
-        }
     }
 }

@@ -16,11 +16,12 @@ use partner::config::{Config, KeyConfig};
 use pb::partner_service_client::PartnerServiceClient;
 use secrecy::SecretString;
 use tonic::transport::Channel;
-use tonic::{Code, Status};
-use tonic_types::StatusExt;
+use tonic::Status;
 use uuid::Uuid;
 
 pub use logistics_harness::authed;
+#[allow(unused_imports)] // Each test file uses its own share of the helpers.
+pub use logistics_testkit::status::{expect_code, preconditions, violated_fields};
 
 /// A field-encryption key list with one key, `k1`.
 pub const KEYS_K1: &str = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
@@ -230,25 +231,5 @@ pub fn acme(name: &str, tax_id: &str) -> pb::Partner {
         country_code: "DE".to_owned(),
         default_currency_code: "EUR".to_owned(),
         ..Default::default()
-    }
-}
-
-/// The fields named in the status's BadRequest details, in order.
-pub fn violated_fields(status: &Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
-}
-
-/// Asserts the code of a failed call and returns its status.
-#[track_caller]
-pub fn expect_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
-    match result {
-        Ok(value) => panic!("expected {code:?}, got Ok({value:?})"),
-        Err(status) => {
-            assert_eq!(status.code(), code, "unexpected status: {status:?}");
-            status
-        }
     }
 }
