@@ -94,7 +94,7 @@ class StackTest(unittest.TestCase):
         expected = [self.moved(line) for line in readme_calls()]
         self.assertEqual(printed, expected)
 
-    def test_the_readme_calls_log_in_list_users_and_create_a_partner_idempotently(self):
+    def test_the_readme_calls_log_in_create_a_partner_idempotently_and_deliver_a_shipment(self):
         lines = [self.moved(line) for line in readme_calls()]
         create = next(line for line in lines if "CreatePartner" in line)
         # The CreatePartner call runs twice: its request_id makes the second a replay.
