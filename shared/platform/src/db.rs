@@ -309,4 +309,3 @@ mod tests {
         assert!(!is_identifier(""));
     }
 }
-

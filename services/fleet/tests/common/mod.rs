@@ -17,8 +17,8 @@ use logistics_proto::identity::v1 as idpb;
 use logistics_proto::r#type::v1 as types;
 use pb::fleet_service_client::FleetServiceClient;
 use secrecy::SecretString;
-use tonic::transport::Channel;
 use tonic::Status;
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub use logistics_harness::authed;

@@ -16,8 +16,8 @@ use logistics_proto::inventory::v1 as pb;
 use logistics_proto::r#type::v1 as types;
 use pb::inventory_service_client::InventoryServiceClient;
 use secrecy::SecretString;
-use tonic::transport::Channel;
 use tonic::Status;
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub use logistics_harness::authed;

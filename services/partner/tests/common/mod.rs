@@ -15,8 +15,8 @@ use partner::app::{self, MIGRATOR, SCHEMA};
 use partner::config::{Config, KeyConfig};
 use pb::partner_service_client::PartnerServiceClient;
 use secrecy::SecretString;
-use tonic::transport::Channel;
 use tonic::Status;
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub use logistics_harness::authed;

@@ -36,6 +36,9 @@ pub const CHANNEL: &str = "shipment_events";
 const BATCH: i64 = 100;
 /// How often a watcher looks without being woken.
 const POLL: Duration = Duration::from_secs(1);
+/// How long one stream lives: an access token's lifetime, so a stream never outlives the
+/// credentials it was opened with by much. Clients reconnect with their last resume token.
+const MAX_STREAM: Duration = Duration::from_secs(15 * 60);
 /// What a resume token signs: the tenant's outbox (numbers are per tenant).
 fn listing(tenant_id: Uuid) -> String {
     format!("watch|{tenant_id}")
@@ -124,7 +127,11 @@ async fn follow(
     mut woken: broadcast::Receiver<Uuid>,
     out: mpsc::Sender<Result<pb::WatchShipmentEventsResponse, Status>>,
 ) {
+    let ends = tokio::time::Instant::now() + MAX_STREAM;
     loop {
+        if tokio::time::Instant::now() >= ends {
+            return;
+        }
         let full = batch.len() as i64 == BATCH;
         for row in batch.drain(..) {
             after = row.sequence;
@@ -154,6 +161,7 @@ async fn follow(
             tokio::select! {
                 () = wait => {}
                 () = tokio::time::sleep(POLL) => {}
+                () = tokio::time::sleep_until(ends) => return,
                 () = out.closed() => return,
             }
         }

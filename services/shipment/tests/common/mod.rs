@@ -26,8 +26,8 @@ use pb::shipment_service_client::ShipmentServiceClient;
 use secrecy::SecretString;
 use shipment::config::{Config, PeerConfig, SagaConfig};
 use time::OffsetDateTime;
-use tonic::transport::Channel;
 use tonic::Status;
+use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub use logistics_harness::authed;
