@@ -478,6 +478,42 @@ impl Idempotency {
         }
     }
 
+    /// The stored answer of an earlier identical call with `request_id`, if one completed, without
+    /// claiming anything: for handlers that must call other services before they can write, so
+    /// that a replay answers first and the claim (with [`Idempotency::replay`]) and the effect
+    /// then share one short transaction. The same id with a different request is
+    /// INVALID_ARGUMENT.
+    pub async fn peek<R: prost::Message + Default>(
+        &self,
+        tx: &mut crate::context::Tx,
+        method: &str,
+        request_id: Option<Uuid>,
+        request_hash: &[u8],
+    ) -> Result<Option<R>, Error> {
+        let Some(request_id) = request_id else {
+            return Ok(None);
+        };
+        let select = format!(
+            "SELECT request_hash, response FROM {} WHERE method = $1 AND request_id = $2",
+            self.table
+        );
+        let found: Option<(Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(sqlx::AssertSqlSafe(select))
+            .bind(method)
+            .bind(request_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        match found {
+            None | Some((_, None)) => Ok(None),
+            Some((hash, _)) if hash != request_hash => Err(Error::invalid(
+                "request_id",
+                "was already used for a different request",
+            )),
+            Some((_, Some(bytes))) => R::decode(bytes.as_slice())
+                .map(Some)
+                .map_err(|e| Error::Internal(e.into())),
+        }
+    }
+
     /// For Create handlers: stores `response` under the `request_id`, if there is one.
     pub async fn record<R: prost::Message>(
         &self,

@@ -73,6 +73,23 @@ pub async fn create_shipment_item(
     );
     let fingerprint = aip::request_fingerprint(&request.encode_to_vec());
 
+    // A replay answers before inventory is asked; that call runs outside a transaction.
+    let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
+    if let Some(first) = IDEMPOTENCY
+        .peek(&mut tx, CREATE_ITEM, request_id, &fingerprint)
+        .await?
+    {
+        return Ok(first);
+    }
+    // Refuse early (without asking inventory) what cannot be added anyway.
+    let shipment = shipments::get(&mut tx, shipment_id, false)
+        .await?
+        .ok_or_else(|| Error::NotFound(Resource::new(shipments::KIND, shipment_id)))?;
+    shipments::check_editable(&shipment)?;
+    tx.commit().await?;
+    let units =
+        references::material(&state.peers, call, "shipment_item.material_id", material_id).await?;
+
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
     if let Some(first) = IDEMPOTENCY
         .replay(&mut tx, CREATE_ITEM, request_id, &fingerprint)
@@ -81,8 +98,6 @@ pub async fn create_shipment_item(
         return Ok(first);
     }
     editable_shipment(&mut tx, shipment_id).await?;
-    let units =
-        references::material(&state.peers, call, "shipment_item.material_id", material_id).await?;
     let row = store::insert(
         &mut tx,
         Uuid::now_v7(),

@@ -108,13 +108,15 @@ pub async fn create_shipment(
     let (customer_id, fields) = (parsed(customer_id)?, parsed(fields)?);
     let fingerprint = aip::request_fingerprint(&request.encode_to_vec());
 
+    // A replay answers before any call to another service; those run outside a transaction.
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
     if let Some(first) = IDEMPOTENCY
-        .replay(&mut tx, CREATE_SHIPMENT, request_id, &fingerprint)
+        .peek(&mut tx, CREATE_SHIPMENT, request_id, &fingerprint)
         .await?
     {
         return Ok(first);
     }
+    tx.commit().await?;
     let peers = &state.peers;
     references::customer(peers, call, "shipment.customer_id", customer_id).await?;
     let destination = references::destination(
@@ -135,6 +137,14 @@ pub async fn create_shipment(
         fields.origin_warehouse_id,
     )
     .await?;
+
+    let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
+    if let Some(first) = IDEMPOTENCY
+        .replay(&mut tx, CREATE_SHIPMENT, request_id, &fingerprint)
+        .await?
+    {
+        return Ok(first);
+    }
     let row = store::insert(&mut tx, Uuid::now_v7(), customer_id, &fields, &destination)
         .await
         .map_err(|e| e.nested("shipment"))?;
