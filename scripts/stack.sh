@@ -15,7 +15,8 @@
 #
 # Environment: STACK_DIR (.local/stack), STACK_DATABASE (logistics), IDENTITY_ADDR
 # (127.0.0.1:50051), PARTNER_ADDR (127.0.0.1:50052), FLEET_ADDR (127.0.0.1:50053),
-# INVENTORY_ADDR (127.0.0.1:50054), SHIPMENT_ADDR (127.0.0.1:50055), DEMO_TENANT_ID, DEMO_ADMIN_EMAIL,
+# INVENTORY_ADDR (127.0.0.1:50054), SHIPMENT_ADDR (127.0.0.1:50055), <SERVICE>_METRICS_ADDR
+# (127.0.0.1:9101 to 9105), DEMO_TENANT_ID, DEMO_ADMIN_EMAIL,
 # DEMO_ADMIN_PASSWORD, CARGO_PROFILE (dev).
 set -euo pipefail
 
@@ -30,6 +31,12 @@ PARTNER_ADDR="${PARTNER_ADDR:-127.0.0.1:50052}"
 FLEET_ADDR="${FLEET_ADDR:-127.0.0.1:50053}"
 INVENTORY_ADDR="${INVENTORY_ADDR:-127.0.0.1:50054}"
 SHIPMENT_ADDR="${SHIPMENT_ADDR:-127.0.0.1:50055}"
+# Prometheus metrics (GET /metrics) of each service.
+IDENTITY_METRICS_ADDR="${IDENTITY_METRICS_ADDR:-127.0.0.1:9101}"
+PARTNER_METRICS_ADDR="${PARTNER_METRICS_ADDR:-127.0.0.1:9102}"
+FLEET_METRICS_ADDR="${FLEET_METRICS_ADDR:-127.0.0.1:9103}"
+INVENTORY_METRICS_ADDR="${INVENTORY_METRICS_ADDR:-127.0.0.1:9104}"
+SHIPMENT_METRICS_ADDR="${SHIPMENT_METRICS_ADDR:-127.0.0.1:9105}"
 # A fixed demo tenant, so the README's calls work as printed. Development only.
 DEMO_TENANT_ID="${DEMO_TENANT_ID:-01930000-0000-7000-8000-000000000001}"
 DEMO_ADMIN_EMAIL="${DEMO_ADMIN_EMAIL:-admin@demo.example}"
@@ -155,17 +162,19 @@ provision_service() {
 }
 
 # start_service NAME ADDR [VAR=value...]: (re)starts NAME in the background, waits for SERVING.
+# Its metrics are served on <NAME>_METRICS_ADDR.
 start_service() {
-  local name="$1" addr="$2" log_file="$STACK_DIR/$1.log"
+  local name="$1" addr="$2" log_file="$STACK_DIR/$1.log" metrics_var
   shift 2
+  metrics_var="${name^^}_METRICS_ADDR"
   stop_service "$name"
   (
-    export "$@" LISTEN_ADDR="$addr" LOG_FORMAT=json
+    export "$@" LISTEN_ADDR="$addr" LOG_FORMAT=json METRICS_ADDR="${!metrics_var}"
     nohup "$BIN/$name" serve >>"$log_file" 2>&1 &
     echo $! >"$STACK_DIR/$name.pid"
   )
   wait_serving "$name" "$addr" "$log_file"
-  log "$name serving on $addr (logs: ${log_file#"$REPO"/})"
+  log "$name serving on $addr (metrics: http://${!metrics_var}/metrics, logs: ${log_file#"$REPO"/})"
 }
 
 up() {

@@ -2,7 +2,8 @@
 
 For every service under services/ there is deploy/k8s/<service>.yaml, and:
 - the Deployment serves on the port the binary listens on by default, behind a Service of that
-  port, with a gRPC readiness probe (health is NOT_SERVING while the database is unreachable);
+  port, with a gRPC readiness probe (health is NOT_SERVING while the database is unreachable),
+  and announces its metrics port to Prometheus;
 - every variable the manifest sets is one the binary reads (a typo would be silently ignored);
 - every variable `serve` requires is set, and the init container sets what `migrate` requires;
 - secrets come from Secret references, never literal values;
@@ -72,7 +73,13 @@ class DeployTest(unittest.TestCase):
                 (main,) = [c for c in pod["containers"] if c["name"] == service]
                 self.assertEqual(main["args"], ["serve"])
                 default_port = int(re.search(r"\[default: [0-9.]+:(\d+)\]", serve_help).group(1))
-                self.assertEqual([p["containerPort"] for p in main["ports"]], [default_port])
+                ports = {p["name"]: p["containerPort"] for p in main["ports"]}
+                self.assertEqual(ports["grpc"], default_port)
+                # Prometheus scrapes the metrics port the pod announces, where METRICS_ADDR listens.
+                metrics_port = int(container_env(main)["METRICS_ADDR"]["value"].rsplit(":", 1)[1])
+                self.assertEqual(ports["metrics"], metrics_port)
+                annotations = docs["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+                self.assertEqual(annotations["prometheus.io/port"], str(metrics_port))
                 self.assertEqual(main["readinessProbe"]["grpc"]["port"], default_port)
                 service_ports = [p["port"] for p in docs["Service"]["spec"]["ports"]]
                 self.assertEqual(service_ports, [default_port])

@@ -54,6 +54,8 @@ class StackTest(unittest.TestCase):
         cls.fleet_addr = f"127.0.0.1:{free_port()}"
         cls.inventory_addr = f"127.0.0.1:{free_port()}"
         cls.shipment_addr = f"127.0.0.1:{free_port()}"
+        cls.metrics = {name: f"127.0.0.1:{free_port()}"
+                       for name in ("identity", "partner", "fleet", "inventory", "shipment")}
         cls.database = f"logistics_e2e_{suffix}"
         cls.env = dict(
             os.environ,
@@ -64,6 +66,7 @@ class StackTest(unittest.TestCase):
             FLEET_ADDR=cls.fleet_addr,
             INVENTORY_ADDR=cls.inventory_addr,
             SHIPMENT_ADDR=cls.shipment_addr,
+            **{f"{name.upper()}_METRICS_ADDR": addr for name, addr in cls.metrics.items()},
         )
         done = subprocess.run(
             ["bash", str(REPO / "scripts" / "stack.sh"), "up"],
@@ -124,6 +127,16 @@ class StackTest(unittest.TestCase):
         events = re.findall(r'"type": "SHIPMENT_EVENT_TYPE_([A-Z_]+)"', done.stdout)
         self.assertEqual(events, ["CREATED", "UPDATED", "PLANNED", "DISPATCHED", "TRACKED", "DELIVERED"],
                          done.stdout)
+        # Each service's Prometheus endpoint counted the calls just made, by method and code.
+        import urllib.request
+        with urllib.request.urlopen(f"http://{self.metrics['shipment']}/metrics", timeout=10) as response:
+            scrape = response.read().decode()
+        self.assertIn('rpc_calls_total{service="logistics.shipment.v1.ShipmentService",method="PlanShipment",'
+                      'code="Ok"} 1', scrape)
+        self.assertIn('db_pool_connections{pool="shipment",state="idle"}', scrape)
+        with urllib.request.urlopen(f"http://{self.metrics['inventory']}/metrics", timeout=10) as response:
+            scrape = response.read().decode()
+        self.assertIn('method="ReserveStock",code="Ok"} 1', scrape)
 
     def test_a_generated_python_client_logs_in_reads_error_details_and_creates_a_partner(self):
         import grpc

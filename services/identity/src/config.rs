@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 
 use logistics_platform::config::{
-    AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig, parse_key32, parse_keyring, secret,
+    AuthConfig, DatabaseConfig, Key32, LogFormat, MetricsConfig, TlsConfig, parse_key32,
+    parse_keyring, secret,
 };
 use logistics_platform::crypto::Keyring;
 
@@ -44,6 +45,9 @@ pub struct Config {
     /// How long a locked account stays locked, in seconds.
     #[arg(long, env = "LOCKOUT_SECONDS", default_value_t = 900)]
     pub lockout_seconds: i64,
+    /// Prometheus metrics listener.
+    #[command(flatten)]
+    pub metrics: MetricsConfig,
     /// How long in-flight calls may run after SIGTERM, in seconds.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
@@ -75,6 +79,7 @@ impl Config {
             session_ttl_seconds: 3600,
             lockout_max_failures: 3,
             lockout_seconds: 900,
+            metrics: MetricsConfig::default(),
             shutdown_grace_seconds: 10,
         }
     }

@@ -319,10 +319,15 @@ async fn losing_the_database_turns_health_not_serving_until_it_returns() {
     .execute(&db)
     .await
     .unwrap();
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'identity'")
-        .execute(&db)
-        .await
-        .unwrap();
+    // Only this test's database: other tests run beside it.
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'identity' AND datname = $1",
+    )
+    .bind(&name)
+    .execute(&db)
+    .await
+    .unwrap();
 
     let mut seen = None;
     for _ in 0..100 {

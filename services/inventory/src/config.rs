@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use logistics_platform::config::{
-    AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig, parse_key32, secret,
+    AuthConfig, DatabaseConfig, Key32, LogFormat, MetricsConfig, TlsConfig, parse_key32, secret,
 };
 use logistics_platform::service::IdentityClientConfig;
 
@@ -31,6 +31,9 @@ pub struct Config {
     /// 32-byte key (base64) that signs page tokens; shared by every replica.
     #[arg(long, env = "PAGE_TOKEN_KEY", hide_env_values = true, value_parser = secret(parse_key32))]
     pub page_token_key: Key32,
+    /// Prometheus metrics listener.
+    #[command(flatten)]
+    pub metrics: MetricsConfig,
     /// How long in-flight calls may run after SIGTERM, in seconds.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,

@@ -40,6 +40,7 @@ pub async fn run(
         open_methods: &[],
         tls: config.tls.clone(),
         grace: Duration::from_secs(config.shutdown_grace_seconds),
+        metrics: config.metrics.clone(),
     };
     service::serve(
         listener,

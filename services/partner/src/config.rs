@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 pub use logistics_platform::config::KeyConfig;
-use logistics_platform::config::{AuthConfig, DatabaseConfig, LogFormat, TlsConfig};
+use logistics_platform::config::{AuthConfig, DatabaseConfig, LogFormat, MetricsConfig, TlsConfig};
 use logistics_platform::service::IdentityClientConfig;
 
 /// Everything `partner serve` needs.
@@ -30,6 +30,9 @@ pub struct Config {
     #[command(flatten)]
     /// Keys for personal data.
     pub keys: KeyConfig,
+    /// Prometheus metrics listener.
+    #[command(flatten)]
+    pub metrics: MetricsConfig,
     /// How long in-flight calls may run after SIGTERM, in seconds.
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,

@@ -22,6 +22,14 @@ pub struct DatabaseConfig {
     pub database_max_connections: u32,
 }
 
+/// Where the service serves its Prometheus metrics.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct MetricsConfig {
+    /// Address of the HTTP listener for `GET /metrics` (e.g. `0.0.0.0:9100`); unset serves none.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
 /// Token verification settings shared by every service.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuthConfig {

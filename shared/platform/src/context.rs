@@ -62,11 +62,20 @@ impl DbContext {
         }
     }
 
-    /// Opens a transaction and sets the context in the same round trip.
+    /// Opens a transaction and sets the context in the same round trip. The wait for a pooled
+    /// connection is recorded in `db_pool_acquire_seconds`.
     pub async fn begin(&self, pool: &PgPool) -> Result<Tx, Error> {
-        Ok(pool
+        let started = std::time::Instant::now();
+        let tx = pool
             .begin_with(sqlx::AssertSqlSafe(self.begin_statement()))
-            .await?)
+            .await;
+        crate::metrics::global().record_acquire(
+            pool.connect_options()
+                .get_application_name()
+                .unwrap_or("unnamed"),
+            started.elapsed().as_secs_f64(),
+        );
+        Ok(tx?)
     }
 
     /// Sets this context inside an already open transaction (e.g. after creating a tenant, to

@@ -2,6 +2,7 @@
 //!
 //! - [`server`]: health, reflection, TLS, layers and graceful shutdown around a service's routes;
 //! - [`telemetry`]: JSON logs and a request id per call;
+//! - [`metrics`]: Prometheus metrics of calls and database pools on `GET /metrics`;
 //! - [`error`]: the one error type and its mapping to gRPC status with rich details;
 //! - [`auth`] and [`authz`]: access-token verification and the role → permission table;
 //! - [`context`]: the row-level-security context every transaction starts with;
@@ -25,6 +26,7 @@ pub mod db;
 pub mod decimal;
 pub mod error;
 pub mod fields;
+pub mod metrics;
 pub mod sealing;
 pub mod server;
 pub mod service;

@@ -158,6 +158,8 @@ pub struct Serving {
     pub tls: TlsConfig,
     /// In-flight calls' grace period at shutdown.
     pub grace: Duration,
+    /// Where to serve `GET /metrics`, if anywhere.
+    pub metrics: crate::config::MetricsConfig,
 }
 
 /// Serves the routes `add` puts next to health on `listener` until `shutdown`, with health
@@ -177,6 +179,19 @@ pub async fn serve(
         vec![serving.service_name],
         Duration::from_secs(2),
     ));
+    let metrics = match serving.metrics.metrics_addr {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding METRICS_ADDR {addr}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics on /metrics");
+            Some(tokio::spawn(crate::metrics::serve(
+                listener,
+                vec![pool.clone()],
+            )))
+        }
+        None => None,
+    };
     let options = ServeOptions {
         tls: serving.tls.server_tls()?,
         auth: AuthLayer::new(verifier, serving.open_methods),
@@ -187,6 +202,9 @@ pub async fn serve(
     tracing::info!(addr = %listener.local_addr()?, service = serving.service_name, "listening");
     let result = server::serve(listener, add(health_routes), options, shutdown).await;
     watcher.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     pool.close().await;
     result
 }

@@ -128,6 +128,11 @@ where
                                 .unwrap_or("0")
                                 .to_owned();
                             tracing::info!(grpc_code = %code, elapsed_ms, "rpc finished");
+                            crate::metrics::global().record_call(
+                                &method,
+                                &code,
+                                elapsed_ms / 1000.0,
+                            );
                         }
                         Err(err) => tracing::warn!(error = %err, elapsed_ms, "rpc transport error"),
                     }

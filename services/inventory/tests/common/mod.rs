@@ -243,6 +243,7 @@ pub fn test_config(identity: &Identity) -> Config {
         tls: TlsConfig::default(),
         log_format: LogFormat::Json,
         page_token_key: Key32([9; 32]),
+        metrics: logistics_platform::config::MetricsConfig::default(),
         shutdown_grace_seconds: 5,
     }
 }

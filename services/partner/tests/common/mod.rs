@@ -210,6 +210,7 @@ pub fn test_config(identity: &Identity, field_encryption_keys: &str) -> Config {
             blind_index_key: Key32([7; 32]),
             page_token_key: Key32([9; 32]),
         },
+        metrics: logistics_platform::config::MetricsConfig::default(),
         shutdown_grace_seconds: 5,
     }
 }

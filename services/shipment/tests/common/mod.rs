@@ -147,6 +147,7 @@ impl Stack {
             tls: TlsConfig::default(),
             log_format: LogFormat::Json,
             keys: keys(),
+            metrics: logistics_platform::config::MetricsConfig::default(),
             shutdown_grace_seconds: 5,
         };
         let partner = Server::start(|l, s| partner::app::run(partner_config, l, s))
@@ -181,6 +182,7 @@ impl Stack {
             tls: TlsConfig::default(),
             log_format: LogFormat::Json,
             keys: keys(),
+            metrics: logistics_platform::config::MetricsConfig::default(),
             shutdown_grace_seconds: 5,
         };
         let server = Server::start_at(self.fleet_addr, |l, s| fleet::app::run(config, l, s))
@@ -207,6 +209,7 @@ impl Stack {
             tls: TlsConfig::default(),
             log_format: LogFormat::Json,
             page_token_key: Key32([9; 32]),
+            metrics: logistics_platform::config::MetricsConfig::default(),
             shutdown_grace_seconds: 5,
         };
         let server = Server::start_at(self.inventory_addr, |l, s| {
@@ -243,6 +246,7 @@ impl Stack {
             tls: TlsConfig::default(),
             log_format: LogFormat::Json,
             keys: keys(),
+            metrics: logistics_platform::config::MetricsConfig::default(),
             shutdown_grace_seconds: 5,
         }
     }
