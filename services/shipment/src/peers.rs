@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use logistics_platform::Error;
 use logistics_platform::error::{Conflict, PreconditionViolation, Resource};
-use logistics_platform::telemetry::{REQUEST_ID_HEADER, current_request_id};
+use logistics_platform::telemetry::{
+    REQUEST_ID_HEADER, TRACEPARENT_HEADER as TRACEPARENT, current_request_id, current_trace_id,
+    random_hex,
+};
 use logistics_proto::fleet::v1 as fleet;
 use logistics_proto::inventory::v1 as inventory;
 use logistics_proto::partner::v1 as partner;
@@ -21,9 +24,6 @@ use tonic::{Code, Request, Status};
 use tonic_types::StatusExt;
 
 use crate::config::PeerConfig;
-
-/// The W3C trace-context header.
-pub const TRACEPARENT: &str = "traceparent";
 
 /// What an outgoing call carries besides its message.
 #[derive(Clone)]
@@ -45,19 +45,15 @@ impl std::fmt::Debug for CallContext {
 }
 
 impl CallContext {
-    /// The context of an incoming call: its bearer token, its trace (or a new one) and request id.
+    /// The context of an incoming call: its bearer token, its trace (the one the call is served
+    /// in) and request id.
     pub fn of_request<T>(request: &Request<T>) -> Result<Self, Error> {
         let authorization = request
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .ok_or(Error::Unauthenticated)?;
-        let trace_id = request
-            .metadata()
-            .get(TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(trace_id_of)
-            .unwrap_or_else(new_trace_id);
+        let trace_id = current_trace_id().unwrap_or_else(new_trace_id);
         Ok(Self {
             authorization: SecretString::from(authorization.to_owned()),
             trace_id,
@@ -104,38 +100,6 @@ impl CallContext {
         }
         request
     }
-}
-
-/// The trace id of a valid `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, not all zeros).
-fn trace_id_of(traceparent: &str) -> Option<String> {
-    let parts: Vec<&str> = traceparent.split('-').collect();
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    };
-    match parts.as_slice() {
-        [version, trace, parent, flags]
-            if hex(version, 2)
-                && *version != "ff"
-                && hex(trace, 32)
-                && hex(parent, 16)
-                && hex(flags, 2)
-                && trace.bytes().any(|b| b != b'0') =>
-        {
-            Some((*trace).to_owned())
-        }
-        _ => None,
-    }
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    // The OS source failing is not worth failing a call over: the id only correlates logs.
-    if getrandom::fill(&mut buf).is_err() {
-        buf = uuid::Uuid::now_v7().as_bytes()[..bytes.min(16)].to_vec();
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn new_trace_id() -> String {
@@ -531,26 +495,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_valid_traceparent_keeps_its_trace_id_and_a_bad_one_is_ignored() {
-        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
-        assert_eq!(
-            trace_id_of(&format!("00-{id}-00f067aa0ba902b7-01")).as_deref(),
-            Some(id)
-        );
-        assert_eq!(
-            trace_id_of("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
-            None
-        );
-        assert_eq!(
-            trace_id_of(&format!("00-{}-00f067aa0ba902b7-01", id.to_uppercase())),
-            None
-        );
-        assert_eq!(trace_id_of("garbage"), None);
-        assert_eq!(new_trace_id().len(), 32);
-        assert_eq!(new_span_id().len(), 16);
-    }
-
-    #[test]
     fn outgoing_calls_carry_credentials_deadline_and_the_callers_trace() {
         let cx = CallContext::of_token("abc.def");
         let request = cx.request((), Duration::from_millis(1500));
@@ -558,7 +502,11 @@ mod tests {
         assert_eq!(md.get("authorization").unwrap(), "Bearer abc.def");
         assert!(md.get("grpc-timeout").is_some());
         let tp = md.get(TRACEPARENT).unwrap().to_str().unwrap();
-        assert_eq!(trace_id_of(tp).as_deref(), Some(cx.trace_id()));
+        assert_eq!(
+            logistics_platform::telemetry::trace_id_of(tp).as_deref(),
+            Some(cx.trace_id())
+        );
+        assert_eq!(new_span_id().len(), 16);
         assert_eq!(cx.token(), "abc.def");
         assert!(!format!("{cx:?}").contains("abc.def"));
     }

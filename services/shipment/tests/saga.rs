@@ -424,3 +424,45 @@ async fn a_parked_saga_is_finished_by_recovery_without_any_call() {
         ("dispatch".to_owned(), "done".to_owned(), "end".to_owned())
     );
 }
+
+#[tokio::test]
+async fn one_trace_id_follows_a_plan_from_shipment_to_partner_inventory_and_fleet() {
+    let logs = logistics_testkit::captured_logs();
+    let stack = Stack::spawn().await;
+    let world = stack.world().await;
+    let draft = stack.draft(&world, &[(&world.bolts, "2")]).await;
+    let trace = format!("{:032x}", Uuid::now_v7().as_u128());
+    let mut request = authed(
+        &stack.admin_token,
+        pb::PlanShipmentRequest {
+            id: draft.id.clone(),
+            etag: String::new(),
+            request_id: String::new(),
+        },
+    );
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace}-00f067aa0ba902b7-01").parse().unwrap(),
+    );
+    stack.client().await.plan_shipment(request).await.unwrap();
+
+    // Every call the plan made, in every service, finished within the caller's trace.
+    let text = logs.contents();
+    let finished: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("rpc finished") && line.contains(&trace))
+        .collect();
+    for method in [
+        "ShipmentService/PlanShipment",
+        "PartnerService/GetPartner",
+        "InventoryService/GetWarehouse",
+        "InventoryService/ReserveStock",
+        "FleetService/FindAvailableTrucks",
+        "FleetService/CreateAssignment",
+    ] {
+        assert!(
+            finished.iter().any(|line| line.contains(method)),
+            "no {method} in trace {trace}: {finished:#?}"
+        );
+    }
+}

@@ -1,6 +1,8 @@
 //! Logs and per-call context: JSON `tracing` output, and a tower layer that gives every call a
-//! request id (taken from `x-request-id` or made up), a span carrying it, and one log line when
-//! the call ends.
+//! request id (taken from `x-request-id` or made up), a trace id (from a W3C `traceparent`
+//! header, or new), a span carrying both, and one log line when the call ends. A service that
+//! calls others passes the trace id on (see `current_trace_id`), so one trace id follows a
+//! request across services in the logs.
 //!
 //! Nothing here logs a request or response body, or any header but the request id: bodies and
 //! the `authorization` header hold passwords and tokens.
@@ -16,13 +18,55 @@ use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
 /// Header that carries the request id in both directions.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The W3C trace-context header.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
 tokio::task_local! {
     static REQUEST_ID: String;
+    static TRACE_ID: String;
 }
 
 /// The id of the call being served by this task, if any.
 pub fn current_request_id() -> Option<String> {
     REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// The trace id (32 lower-case hex digits) of the call being served by this task, if any.
+pub fn current_trace_id() -> Option<String> {
+    TRACE_ID.try_with(Clone::clone).ok()
+}
+
+/// The trace id of a valid `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, not all zeros).
+pub fn trace_id_of(traceparent: &str) -> Option<String> {
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    };
+    match parts.as_slice() {
+        [version, trace, parent, flags]
+            if hex(version, 2)
+                && *version != "ff"
+                && hex(trace, 32)
+                && hex(parent, 16)
+                && hex(flags, 2)
+                && trace.bytes().any(|b| b != b'0') =>
+        {
+            Some((*trace).to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// `bytes` random bytes as lower-case hex (a new trace or span id).
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // The OS source failing is not worth failing a call over: the id only correlates logs.
+    if getrandom::fill(&mut buf).is_err() {
+        buf = uuid::Uuid::now_v7().as_bytes()[..bytes.min(16)].to_vec();
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Installs the global subscriber: JSON lines to stdout, filtered by `RUST_LOG` (default `info`).
@@ -100,11 +144,18 @@ where
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             request.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
+        let trace_id = request
+            .headers()
+            .get(TRACEPARENT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(trace_id_of)
+            .unwrap_or_else(|| random_hex(16));
         let method = request.uri().path().to_owned();
         let span = tracing::info_span!(
             "rpc",
             %method,
             request_id = %request_id,
+            trace_id = %trace_id,
             user_id = tracing::field::Empty
         );
         // Clone-and-swap: the clone is ready only if polled; the ready one serves this call.
@@ -113,36 +164,41 @@ where
         let id_for_scope = request_id.clone();
         Box::pin(
             REQUEST_ID
-                .scope(id_for_scope, async move {
-                    let started = Instant::now();
-                    let result = inner.call(request).await;
-                    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-                    match &result {
-                        Ok(response) => {
-                            // Errors travel as trailers-only responses, so the code is in the headers;
-                            // a successful unary call carries it in the trailers as 0.
-                            let code = response
-                                .headers()
-                                .get("grpc-status")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("0")
-                                .to_owned();
-                            tracing::info!(grpc_code = %code, elapsed_ms, "rpc finished");
-                            crate::metrics::global().record_call(
-                                &method,
-                                &code,
-                                elapsed_ms / 1000.0,
-                            );
+                .scope(
+                    id_for_scope,
+                    TRACE_ID.scope(trace_id, async move {
+                        let started = Instant::now();
+                        let result = inner.call(request).await;
+                        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                        match &result {
+                            Ok(response) => {
+                                // Errors travel as trailers-only responses, so the code is in the headers;
+                                // a successful unary call carries it in the trailers as 0.
+                                let code = response
+                                    .headers()
+                                    .get("grpc-status")
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or("0")
+                                    .to_owned();
+                                tracing::info!(grpc_code = %code, elapsed_ms, "rpc finished");
+                                crate::metrics::global().record_call(
+                                    &method,
+                                    &code,
+                                    elapsed_ms / 1000.0,
+                                );
+                            }
+                            Err(err) => {
+                                tracing::warn!(error = %err, elapsed_ms, "rpc transport error")
+                            }
                         }
-                        Err(err) => tracing::warn!(error = %err, elapsed_ms, "rpc transport error"),
-                    }
-                    result.map(|mut response| {
-                        if let Ok(value) = HeaderValue::from_str(&request_id) {
-                            response.headers_mut().insert(REQUEST_ID_HEADER, value);
-                        }
-                        response
-                    })
-                })
+                        result.map(|mut response| {
+                            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                                response.headers_mut().insert(REQUEST_ID_HEADER, value);
+                            }
+                            response
+                        })
+                    }),
+                )
                 .instrument(span),
         )
     }
@@ -160,6 +216,25 @@ fn is_acceptable_request_id(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_valid_traceparent_gives_its_trace_id_and_a_bad_one_none() {
+        let id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            trace_id_of(&format!("00-{id}-00f067aa0ba902b7-01")).as_deref(),
+            Some(id)
+        );
+        assert_eq!(
+            trace_id_of("00-00000000000000000000000000000000-00f067aa0ba902b7-01"),
+            None
+        );
+        assert_eq!(
+            trace_id_of(&format!("00-{}-00f067aa0ba902b7-01", id.to_uppercase())),
+            None
+        );
+        assert_eq!(trace_id_of("garbage"), None);
+        assert_eq!(random_hex(16).len(), 32);
+    }
 
     #[test]
     fn request_ids_with_odd_characters_are_replaced() {
