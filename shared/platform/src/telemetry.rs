@@ -169,7 +169,9 @@ where
                     TRACE_ID.scope(trace_id, async move {
                         let started = Instant::now();
                         let result = inner.call(request).await;
-                        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+                        // Whole microseconds: a float product would log artifacts such as
+                        // 107.34574500000001, noise that can even look like an id or a number.
+                        let elapsed_ms = started.elapsed().as_micros() as f64 / 1000.0;
                         match &result {
                             Ok(response) => {
                                 // Errors travel as trailers-only responses, so the code is in the headers;
