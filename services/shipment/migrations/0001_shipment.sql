@@ -438,6 +438,30 @@ CREATE INDEX sagas_to_recover ON shipment.sagas (lease_until) WHERE state IN ('r
 -- A shipment's sagas (PlanShipment replays by request id).
 CREATE INDEX sagas_by_shipment ON shipment.sagas (tenant_id, shipment_id, created_at);
 
+-- Autovacuum for the hot rows ------------------------------------------------------------------
+-- outbox_sequences: one row per tenant, updated by every change of every shipment of the tenant:
+-- the most updated row of the schema. Vacuum it after a handful of dead versions, and leave half
+-- of each page free so every update is a HOT update.
+ALTER TABLE shipment.outbox_sequences SET (
+    fillfactor = 50,
+    autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 1000
+);
+-- outbox: append-mostly (rows are only ever marked published, later purged); analyze often so
+-- the planner knows how far the watchers' "sequence > n" ranges reach.
+ALTER TABLE shipment.outbox SET (autovacuum_analyze_scale_factor = 0.02);
+-- sagas and shipments: each saga row is updated at every step, each shipment at every status
+-- change; vacuum after 2 % and keep room on the page for HOT updates.
+ALTER TABLE shipment.sagas SET (
+    fillfactor = 80,
+    autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_analyze_scale_factor = 0.05
+);
+ALTER TABLE shipment.shipments SET (
+    fillfactor = 90,
+    autovacuum_vacuum_scale_factor = 0.05
+);
+
 -- Idempotency claims of Create calls ------------------------------------------------------------
 
 CREATE TABLE shipment.idempotency_keys (

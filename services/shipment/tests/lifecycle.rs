@@ -1305,3 +1305,43 @@ async fn the_database_refuses_what_the_machine_forbids_even_to_the_service_role(
 const ADD_ITEM: &str = "INSERT INTO shipment.shipment_items \
     (tenant_id, id, shipment_id, material_id, quantity, unit_weight_kg, unit_volume_m3) \
     VALUES (shipment.current_tenant_id(), gen_random_uuid(), $1, gen_random_uuid(), 1, 1, 0.01)";
+
+#[tokio::test]
+async fn the_hot_tables_carry_their_autovacuum_settings() {
+    let stack = Stack::spawn().await;
+    let db = stack.db().await;
+    let options = |table: &'static str| {
+        let db = db.clone();
+        async move {
+            let found: Option<Vec<String>> = sqlx::query_scalar(
+                "SELECT c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname || '.' || c.relname = $1",
+            )
+            .bind(table)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+            found.unwrap_or_default()
+        }
+    };
+    let sequences = options("shipment.outbox_sequences").await;
+    assert!(
+        sequences.contains(&"fillfactor=50".to_owned()),
+        "{sequences:?}"
+    );
+    assert!(
+        sequences.contains(&"autovacuum_vacuum_threshold=1000".to_owned()),
+        "{sequences:?}"
+    );
+    let levels = options("inventory.stock_levels").await;
+    assert!(levels.contains(&"fillfactor=80".to_owned()), "{levels:?}");
+    assert!(
+        levels.contains(&"autovacuum_vacuum_scale_factor=0.01".to_owned()),
+        "{levels:?}"
+    );
+    let sessions = options("identity.sessions").await;
+    assert!(
+        sessions.contains(&"autovacuum_vacuum_scale_factor=0.02".to_owned()),
+        "{sessions:?}"
+    );
+}
