@@ -14,8 +14,7 @@ use logistics_proto::shipment::v1 as pb;
 use prost::Message;
 use uuid::Uuid;
 
-use super::{State, convert, emit, references};
-use crate::domain::shipment::EventType;
+use super::{State, announce_change as announce, convert, editable_shipment, references};
 use crate::peers::CallContext;
 use crate::store::items::{self as store, ItemRow, NewItem};
 use crate::store::{IDEMPOTENCY, shipments};
@@ -28,19 +27,6 @@ pub const QUANTITY: DecimalRule = DecimalRule {
     integer_digits: 15,
     sign: Sign::Positive,
 };
-
-/// Locks the item's shipment and checks it is an editable draft; emits its update after.
-async fn editable_shipment(tx: &mut Tx, shipment_id: Uuid) -> Result<(), Error> {
-    let shipment = shipments::lock(tx, shipment_id).await?;
-    shipments::check_editable(&shipment)
-}
-
-async fn announce(tx: &mut Tx, shipment_id: Uuid) -> Result<(), Error> {
-    let shipment = shipments::get(tx, shipment_id, true)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("shipment of a written item vanished"))?;
-    emit(tx, &shipment, EventType::Updated, None).await
-}
 
 /// Adds an item to a draft; the same `request_id` again answers with the first result.
 #[tracing::instrument(skip_all)]

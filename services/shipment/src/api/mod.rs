@@ -28,7 +28,7 @@ use crate::domain::shipment::EventType;
 use crate::peers::{CallContext, Peers};
 use crate::sealing::Sealer;
 use crate::store::events;
-use crate::store::shipments::ShipmentRow;
+use crate::store::shipments::{self as shipment_store, ShipmentRow};
 
 pub use watch::EventFeed;
 
@@ -123,6 +123,21 @@ rpcs! {
     report_exception(ReportExceptionRequest) -> ReportExceptionResponse => road::report_exception;
     deliver_shipment(DeliverShipmentRequest) -> DeliverShipmentResponse => road::deliver_shipment;
     get_proof_of_delivery(GetProofOfDeliveryRequest) -> GetProofOfDeliveryResponse => road::get_proof_of_delivery;
+}
+
+/// Locks a shipment and checks it is a draft no saga is working on, before its items or stops
+/// change (the database checks the same).
+pub(crate) async fn editable_shipment(tx: &mut Tx, shipment_id: Uuid) -> Result<(), Error> {
+    let shipment = shipment_store::lock(tx, shipment_id).await?;
+    shipment_store::check_editable(&shipment)
+}
+
+/// Announces that a shipment changed through its items or stops (the change bumped its version).
+pub(crate) async fn announce_change(tx: &mut Tx, shipment_id: Uuid) -> Result<(), Error> {
+    let shipment = shipment_store::get(tx, shipment_id, true)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("shipment of a written item or stop vanished"))?;
+    emit(tx, &shipment, EventType::Updated, None).await
 }
 
 /// Writes an outbox event about `row` (as it is now) in the transaction of the change.

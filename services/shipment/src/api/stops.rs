@@ -6,15 +6,14 @@ use std::sync::Arc;
 use logistics_platform::aip::{self, id_and_etag, require_id, resource_id_and_etag};
 use logistics_platform::auth::Caller;
 use logistics_platform::authz::Permission;
-use logistics_platform::context::{DbContext, Tx};
+use logistics_platform::context::DbContext;
 use logistics_platform::error::{Error, FieldViolation, Resource, Violations, parsed};
 use logistics_platform::window::Window;
 use logistics_proto::shipment::v1 as pb;
 use prost::Message;
 use uuid::Uuid;
 
-use super::{State, convert, emit};
-use crate::domain::shipment::EventType;
+use super::{State, announce_change as announce, convert, editable_shipment};
 use crate::peers::CallContext;
 use crate::store::stops::{self as store, StopFields, StopRow};
 use crate::store::{IDEMPOTENCY, shipments};
@@ -50,18 +49,6 @@ fn overlay(into: &mut pb::Stop, from: &pb::Stop, paths: &[&str]) {
             _ => {}
         }
     }
-}
-
-async fn editable_shipment(tx: &mut Tx, shipment_id: Uuid) -> Result<(), Error> {
-    let shipment = shipments::lock(tx, shipment_id).await?;
-    shipments::check_editable(&shipment)
-}
-
-async fn announce(tx: &mut Tx, shipment_id: Uuid) -> Result<(), Error> {
-    let shipment = shipments::get(tx, shipment_id, true)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("shipment of a written stop vanished"))?;
-    emit(tx, &shipment, EventType::Updated, None).await
 }
 
 /// Adds a stop to a draft; the same `request_id` again answers with the first result.
