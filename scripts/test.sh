@@ -17,6 +17,8 @@ cd "$REPO"
 ADMIN_DATABASE_URL="$(scripts/ensure-postgres.sh)"
 export ADMIN_DATABASE_URL
 scripts/ensure-tools.sh
+# pgbackrest (the restore drill) and graphviz (the ERD check).
+scripts/ensure-packages.sh
 # shellcheck source=SCRIPTDIR/env.sh
 source scripts/env.sh
 

@@ -60,16 +60,14 @@ impl Cluster {
             .await?;
         anyhow::ensure!(
             superuser == "on",
-            "ADMIN_DATABASE_URL must connect as a superuser"
+            "the database URL must connect as a superuser"
         );
         let setting = async |conn: &mut PgConnection, name: &str| -> anyhow::Result<String> {
-            Ok(
-                sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = $1")
-                    .bind(name)
-                    .fetch_one(&mut *conn)
-                    .await
-                    .with_context(|| format!("reading the setting {name}"))?,
-            )
+            sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = $1")
+                .bind(name)
+                .fetch_one(&mut *conn)
+                .await
+                .with_context(|| format!("reading the setting {name}"))
         };
         let data_directory = PathBuf::from(setting(&mut conn, "data_directory").await?);
         let port: u16 = setting(&mut conn, "port").await?.parse()?;

@@ -8,5 +8,6 @@
 
 pub mod backup;
 pub mod cluster;
+pub mod erd;
 pub mod maintain;
 pub mod services;

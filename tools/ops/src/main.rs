@@ -64,6 +64,8 @@ enum Command {
         #[arg(long)]
         start: bool,
     },
+    /// Generate the entity-relationship diagram (docs/erd.md, erd.dot, erd.svg), or --check it.
+    Erd(ops::erd::Args),
     /// Partitions ahead, tracking retention (archive, then drop), purges, ANALYZE, bloat
     /// report and concurrent reindexing. Safe to run repeatedly.
     Maintain {
@@ -111,6 +113,7 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.database_url;
     match cli.command {
+        Command::Erd(args) => ops::erd::run(args).await?,
         Command::Setup { backup, restart } => {
             let report = Backups::open(&url, backup).await?.setup(restart).await?;
             println!("settings changed: {}", list_or_none(&report.changed));
