@@ -2,7 +2,8 @@
 //!
 //! Every outgoing call carries the caller's `authorization` header (so the peer applies the
 //! caller's permissions and tenant), a deadline (`grpc-timeout`), the trace context (W3C
-//! `traceparent`, with the caller's trace id and a new parent id per call) and the request id;
+//! `traceparent`: the current span as parent while traces are exported, else the caller's trace
+//! id and a new parent id per call) and the request id;
 //! the state-changing ones also an idempotency key chosen by the saga. A peer's failure comes
 //! back as this service's [`Error`], never as the peer's raw text.
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use logistics_platform::Error;
 use logistics_platform::error::{Conflict, PreconditionViolation, Resource};
+use logistics_platform::otel;
 use logistics_platform::telemetry::{
     REQUEST_ID_HEADER, TRACEPARENT_HEADER as TRACEPARENT, current_request_id, current_trace_id,
     random_hex,
@@ -70,6 +72,15 @@ impl CallContext {
         }
     }
 
+    /// This context as it is inside `span`: the trace becomes the span's while traces are
+    /// exported (a recovered saga's span starts a trace of its own).
+    pub fn in_span(mut self, span: &tracing::Span) -> Self {
+        if let Some(trace_id) = otel::trace_id(span) {
+            self.trace_id = trace_id;
+        }
+        self
+    }
+
     /// The bearer token alone, to be sealed with a saga.
     pub fn token(&self) -> &str {
         let value = self.authorization.expose_secret();
@@ -89,7 +100,8 @@ impl CallContext {
         if let Ok(value) = MetadataValue::try_from(self.authorization.expose_secret()) {
             metadata.insert("authorization", value);
         }
-        let traceparent = format!("00-{}-{}-01", self.trace_id, new_span_id());
+        let traceparent = otel::current_traceparent()
+            .unwrap_or_else(|| format!("00-{}-{}-01", self.trace_id, new_span_id()));
         if let Ok(value) = MetadataValue::try_from(traceparent.as_str()) {
             metadata.insert(TRACEPARENT, value);
         }

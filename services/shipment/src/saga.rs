@@ -31,6 +31,7 @@ use logistics_proto::fleet::v1 as fleet;
 use logistics_proto::inventory::v1 as inventory;
 use rust_decimal::Decimal;
 use time::OffsetDateTime;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::api::{State, emit};
@@ -283,18 +284,33 @@ pub fn recovered_context(state: &State, saga: &SagaRow) -> Result<CallContext, E
 /// was undoing an earlier failure ends with `done: false`.
 pub async fn drive(state: &Arc<State>, saga: SagaRow, call: CallContext) -> Result<Outcome, Error> {
     let state = Arc::clone(state);
-    tokio::spawn(async move {
-        Runner {
-            state,
-            saga,
-            call,
-            failure: None,
+    let span = saga_span(&saga);
+    let call = call.in_span(&span);
+    tokio::spawn(
+        async move {
+            Runner {
+                state,
+                saga,
+                call,
+                failure: None,
+            }
+            .run()
+            .await
         }
-        .run()
-        .await
-    })
+        .instrument(span),
+    )
     .await
     .map_err(|e| Error::Internal(anyhow::anyhow!("saga task ended abnormally: {e}")))?
+}
+
+/// The span a saga's calls to peers are made in, a child of the call that drives it (or a root,
+/// for a recovered saga). Only while traces are exported: its log lines already name the saga.
+fn saga_span(saga: &SagaRow) -> tracing::Span {
+    if logistics_platform::otel::enabled() {
+        tracing::info_span!("saga", saga = %saga.id, kind = %saga.kind)
+    } else {
+        tracing::Span::none()
+    }
 }
 
 struct Runner {

@@ -2,6 +2,7 @@
 //!
 //! - [`server`]: health, reflection, TLS, layers and graceful shutdown around a service's routes;
 //! - [`telemetry`]: JSON logs and a request id per call;
+//! - [`otel`]: OpenTelemetry traces over OTLP, when a collector is configured;
 //! - [`metrics`]: Prometheus metrics of calls and database pools on `GET /metrics`;
 //! - [`error`]: the one error type and its mapping to gRPC status with rich details;
 //! - [`auth`] and [`authz`]: access-token verification and the role → permission table;
@@ -27,6 +28,7 @@ pub mod decimal;
 pub mod error;
 pub mod fields;
 pub mod metrics;
+pub mod otel;
 pub mod sealing;
 pub mod server;
 pub mod service;

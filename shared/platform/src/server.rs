@@ -3,7 +3,8 @@
 //! listener the caller bound, optionally over TLS or mutual TLS.
 //!
 //! Shutdown: when the shutdown future resolves, health turns NOT_SERVING, the listener stops
-//! accepting, and in-flight calls get `grace` to finish before the server returns.
+//! accepting, and in-flight calls get `grace` to finish; the spans that ended are then flushed
+//! to the trace collector (when there is one) before the server returns.
 
 use std::future::Future;
 use std::time::Duration;
@@ -111,6 +112,7 @@ pub async fn serve(
             tracing::warn!(grace = ?options.grace, "calls still running after the grace period; stopping anyway");
         }
     }
+    crate::otel::flush().await;
     Ok(())
 }
 

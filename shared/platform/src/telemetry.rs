@@ -4,6 +4,11 @@
 //! calls others passes the trace id on (see `current_trace_id`), so one trace id follows a
 //! request across services in the logs.
 //!
+//! Traces: with `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT` set (e.g.
+//! `http://collector:4317`), spans also go to that OTLP/gRPC collector as service
+//! `OTEL_SERVICE_NAME` (default: the binary's name), each call's span a child of its caller's
+//! (see [`crate::otel`]); unset, nothing is exported.
+//!
 //! Nothing here logs a request or response body, or any header but the request id: bodies and
 //! the `authorization` header hold passwords and tokens.
 
@@ -11,9 +16,13 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures::future::BoxFuture;
-use http::{HeaderValue, Request, Response};
-use tracing::Instrument;
-use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use tracing::{Instrument, Span};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _, fmt::MakeWriter};
+
+use crate::otel;
 
 /// Header that carries the request id in both directions.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -69,8 +78,9 @@ pub fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Installs the global subscriber: JSON lines to stdout, filtered by `RUST_LOG` (default `info`).
-/// Calling it twice keeps the first subscriber.
+/// Installs the global subscriber: JSON lines to stdout, filtered by `RUST_LOG` (default `info`),
+/// and spans to an OTLP collector when one is configured (see the module's note). Calling it
+/// twice keeps the first subscriber.
 pub fn init(json: bool) {
     init_with_writer(json, std::io::stdout);
 }
@@ -83,21 +93,33 @@ where
     // PostgreSQL notices ("already exists, skipping") are not news at info level.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let result = if json {
-        builder
-            .json()
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    let fmt = if json {
+        fmt.json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init()
+            .boxed()
     } else {
-        builder.try_init()
+        fmt.boxed()
     };
-    // Already initialised (a second server in the same test process): keep the first.
-    drop(result);
+    let (provider, otel_error) = match otel::provider_from_env() {
+        Ok(provider) => (provider, None),
+        Err(err) => (None, Some(err)),
+    };
+    let result = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(provider.as_ref().map(otel::layer))
+        .try_init();
+    // Already initialised (a second server in the same test process): keep the first, and its
+    // provider; an unused one shuts down as it is dropped.
+    if let (Ok(()), Some(provider)) = (result, provider) {
+        otel::install(provider);
+    }
+    if let Some(err) = otel_error {
+        tracing::warn!(error = format!("{err:#}"), "not exporting traces");
+    }
 }
 
 /// Tower layer that assigns request ids and logs each call's outcome.
@@ -144,20 +166,9 @@ where
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             request.headers_mut().insert(REQUEST_ID_HEADER, value);
         }
-        let trace_id = request
-            .headers()
-            .get(TRACEPARENT_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(trace_id_of)
-            .unwrap_or_else(|| random_hex(16));
         let method = request.uri().path().to_owned();
-        let span = tracing::info_span!(
-            "rpc",
-            %method,
-            request_id = %request_id,
-            trace_id = %trace_id,
-            user_id = tracing::field::Empty
-        );
+        let (span, trace_id) = call_span(&method, &request_id, request.headers());
+        let outcome_span = span.clone();
         // Clone-and-swap: the clone is ready only if polled; the ready one serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -182,6 +193,7 @@ where
                                     .and_then(|v| v.to_str().ok())
                                     .unwrap_or("0")
                                     .to_owned();
+                                otel::record_status(&outcome_span, &code);
                                 tracing::info!(grpc_code = %code, elapsed_ms, "rpc finished");
                                 crate::metrics::global().record_call(
                                     &method,
@@ -190,6 +202,7 @@ where
                                 );
                             }
                             Err(err) => {
+                                otel::record_transport_error(&outcome_span);
                                 tracing::warn!(error = %err, elapsed_ms, "rpc transport error")
                             }
                         }
@@ -204,6 +217,34 @@ where
                 .instrument(span),
         )
     }
+}
+
+/// The span of one served call and the trace id it logs. While traces are exported the span is
+/// an OpenTelemetry server span continuing the caller's trace, and its trace id is that span's;
+/// otherwise the trace id is the caller's `traceparent`'s, or new.
+fn call_span(method: &str, request_id: &str, headers: &HeaderMap) -> (Span, String) {
+    let incoming_or_new = || {
+        headers
+            .get(TRACEPARENT_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(trace_id_of)
+            .unwrap_or_else(|| random_hex(16))
+    };
+    if otel::enabled() {
+        let span = otel::server_span(method, request_id);
+        let trace_id = otel::continue_trace(&span, headers).unwrap_or_else(incoming_or_new);
+        span.record("trace_id", trace_id.as_str());
+        return (span, trace_id);
+    }
+    let trace_id = incoming_or_new();
+    let span = tracing::info_span!(
+        "rpc",
+        %method,
+        request_id = %request_id,
+        trace_id = %trace_id,
+        user_id = tracing::field::Empty
+    );
+    (span, trace_id)
 }
 
 /// A caller-supplied request id is echoed only if it is short and printable, so logs stay clean.
