@@ -8,6 +8,9 @@
 //! - `db_pool_connections{pool, state}` (`idle`, `in_use`) and `db_pool_max_connections{pool}`,
 //!   read from the pools at each scrape.
 //!
+//! - `build_info{version}`: 1, labelled with the platform's version, so a scrape (and `ops
+//!   status`) tells which build answers.
+//!
 //! One registry per process: a test process running several services tells them apart by the
 //! `service` and `pool` labels.
 
@@ -44,6 +47,11 @@ struct PoolLabels {
 struct PoolStateLabels {
     pool: String,
     state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
 }
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -96,6 +104,17 @@ impl Metrics {
             "Largest number of pooled database connections",
             max_connections.clone(),
         );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        registry.register(
+            "build_info",
+            "Always 1, labelled with the version of the build serving",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
         Self {
             registry,
             calls,

@@ -143,6 +143,11 @@ impl Backups {
         })
     }
 
+    /// Whether `ops setup` has written this configuration.
+    pub fn is_configured(&self) -> bool {
+        self.config_file().is_file()
+    }
+
     fn config_file(&self) -> PathBuf {
         self.backup_dir.join("pgbackrest.conf")
     }
@@ -197,6 +202,9 @@ impl Backups {
             report.restarted = true;
             report.pending_restart = pending_restart(&self.cluster.admin_url).await?;
         }
+        report
+            .changed
+            .extend(untrack_utility_statements(&self.cluster.admin_url).await?);
         cluster::run(
             &mut self.pgbackrest("stanza-create")?,
             "pgbackrest stanza-create",
@@ -486,13 +494,38 @@ async fn effective_setting(conn: &mut sqlx::PgConnection, name: &str) -> anyhow:
     .await?;
     match in_files {
         Some(value) => Ok(value),
+        // A setting of a library not loaded yet has no row: it is not set.
         None => Ok(
             sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = $1")
                 .bind(name)
-                .fetch_one(&mut *conn)
-                .await?,
+                .fetch_optional(&mut *conn)
+                .await?
+                .unwrap_or_default(),
         ),
     }
+}
+
+/// Turns `pg_stat_statements.track_utility` off once the library is loaded (its settings exist
+/// only then): utility statements, ALTER ROLE ... PASSWORD among them, keep their literal text,
+/// and the slow-query report has no use for them and must never show a password.
+async fn untrack_utility_statements(admin_url: &str) -> anyhow::Result<Vec<String>> {
+    let mut conn = cluster::connect(admin_url).await?;
+    let name = "pg_stat_statements.track_utility";
+    let loaded: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_settings WHERE name = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
+    if !loaded || effective_setting(&mut conn, name).await? == "off" {
+        return Ok(Vec::new());
+    }
+    sqlx::raw_sql("ALTER SYSTEM SET pg_stat_statements.track_utility = off")
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("SELECT pg_reload_conf()")
+        .execute(&mut conn)
+        .await?;
+    Ok(vec![name.to_owned()])
 }
 
 /// Setting names waiting for a restart.

@@ -11,3 +11,5 @@ pub mod cluster;
 pub mod erd;
 pub mod maintain;
 pub mod services;
+pub mod slow_queries;
+pub mod status;

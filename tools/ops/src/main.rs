@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use ops::backup::{BackupConfig, BackupType, Backups, Bytes, RestoreTarget};
 use ops::cluster::DEFAULT_ADMIN_URL;
 use ops::maintain::{self, MaintainConfig};
+use ops::status::StatusConfig;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -66,6 +67,18 @@ enum Command {
     },
     /// Generate the entity-relationship diagram (docs/erd.md, erd.dot, erd.svg), or --check it.
     Erd(ops::erd::Args),
+    /// Health, versions, database and schema sizes, archiving and replication, the last
+    /// backup, the oldest unpublished outbox event.
+    Status {
+        #[command(flatten)]
+        config: StatusConfig,
+    },
+    /// The statements that cost the most (pg_stat_statements): by total and by mean time.
+    SlowQueries {
+        /// Statements per list.
+        #[arg(long, default_value_t = 10)]
+        limit: i64,
+    },
     /// Partitions ahead, tracking retention (archive, then drop), purges, ANALYZE, bloat
     /// report and concurrent reindexing. Safe to run repeatedly.
     Maintain {
@@ -197,6 +210,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     report.port
                 ),
             }
+        }
+        Command::Status { config } => print!("{}", ops::status::report(&url, &config).await?),
+        Command::SlowQueries { limit } => {
+            let (by_total, by_mean) = ops::slow_queries::top(&url, limit).await?;
+            print!("{}", ops::slow_queries::render(&by_total, &by_mean));
         }
         Command::Maintain { config } => {
             let report = maintain::run(&url, &config).await?;

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod platform;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
