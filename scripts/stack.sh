@@ -186,7 +186,7 @@ up() {
 
   log "building services (cargo build --profile $CARGO_PROFILE)"
   local bins=() name
-  for name in "${SERVICES[@]}"; do bins+=(--bin "$name"); done
+  for name in "${SERVICES[@]}" ops; do bins+=(--bin "$name"); done
   (cd "$REPO" && cargo build --quiet --locked --profile "$CARGO_PROFILE" "${bins[@]}")
   BIN="$(target_dir)"
 
@@ -195,6 +195,10 @@ up() {
     log "created database $STACK_DATABASE"
   fi
   STACK_ADMIN_URL="$(database_url_for "$ADMIN_URL" "$(admin_user "$ADMIN_URL")" "$(admin_password "$ADMIN_URL")")"
+  # Statement statistics for `ops slow-queries` (preloading pg_stat_statements takes one restart,
+  # the first time only). WAL archiving stays an explicit `ops setup`: see the README's runbook.
+  "$BIN/ops" --database-url "$STACK_ADMIN_URL" setup --statements-only --restart >"$STACK_DIR/ops-setup.out" 2>&1 ||
+    warn "pg_stat_statements not set up (is PostgreSQL on another host?): $(tail -n 1 "$STACK_DIR/ops-setup.out")"
 
   provision_service identity
   "$BIN/identity" bootstrap --database-url "$APP_URL" --tenant-id "$DEMO_TENANT_ID" \
@@ -223,6 +227,8 @@ up() {
     PAGE_TOKEN_KEY="$SHIPMENT_PAGE_TOKEN_KEY"
 
   print_calls
+  echo "Operations (backups, restores, maintenance, status): $BIN/ops --help, or the README's runbook:"
+  echo "  OPS_DATABASE_URL=$STACK_ADMIN_URL $BIN/ops status"
 }
 
 print_calls() {

@@ -189,11 +189,15 @@ impl Backups {
     /// Writes the pgBackRest configuration, turns WAL archiving on (and `pg_stat_statements`
     /// preloading, which the slow-query report needs, in the same restart), creates the stanza
     /// and, once archiving runs, checks it end to end. Safe to run again: it changes only what
-    /// differs. Settings that need a restart wait for one unless `restart` is set.
-    pub async fn setup(&self, restart: bool) -> anyhow::Result<SetupReport> {
-        self.write_config()?;
+    /// differs. Settings that need a restart wait for one unless `restart` is set. Without
+    /// `archiving`, only the statement statistics are set up (the local stack does that: a
+    /// developer's cluster should not archive into a checkout that may be deleted).
+    pub async fn setup(&self, restart: bool, archiving: bool) -> anyhow::Result<SetupReport> {
+        if archiving {
+            self.write_config()?;
+        }
         let mut report = SetupReport {
-            changed: self.configure_archiving().await?,
+            changed: self.configure(archiving).await?,
             ..SetupReport::default()
         };
         report.pending_restart = pending_restart(&self.cluster.admin_url).await?;
@@ -205,6 +209,9 @@ impl Backups {
         report
             .changed
             .extend(untrack_utility_statements(&self.cluster.admin_url).await?);
+        if !archiving {
+            return Ok(report);
+        }
         cluster::run(
             &mut self.pgbackrest("stanza-create")?,
             "pgbackrest stanza-create",
@@ -270,22 +277,24 @@ impl Backups {
         Ok(())
     }
 
-    /// ALTER SYSTEM for what archiving needs; returns the names of the settings it changed.
-    async fn configure_archiving(&self) -> anyhow::Result<Vec<String>> {
+    /// ALTER SYSTEM for what archiving (when asked) and the statement statistics need; returns
+    /// the names of the settings it changed.
+    async fn configure(&self, archiving: bool) -> anyhow::Result<Vec<String>> {
         let mut conn = cluster::connect(&self.cluster.admin_url).await?;
-        let mut wanted = vec![
-            ("archive_mode", "on".to_owned()),
-            ("archive_command", self.archive_command()),
-            (
+        let mut wanted = Vec::new();
+        if archiving {
+            wanted.push(("archive_mode", "on".to_owned()));
+            wanted.push(("archive_command", self.archive_command()));
+            wanted.push((
                 "archive_timeout",
                 self.config.archive_timeout_seconds.to_string(),
-            ),
-        ];
-        let wal_level: String = sqlx::query_scalar("SHOW wal_level")
-            .fetch_one(&mut conn)
-            .await?;
-        if wal_level == "minimal" {
-            wanted.push(("wal_level", "replica".to_owned()));
+            ));
+            let wal_level: String = sqlx::query_scalar("SHOW wal_level")
+                .fetch_one(&mut conn)
+                .await?;
+            if wal_level == "minimal" {
+                wanted.push(("wal_level", "replica".to_owned()));
+            }
         }
         let preload = effective_setting(&mut conn, "shared_preload_libraries").await?;
         let available: bool = sqlx::query_scalar(
@@ -317,7 +326,7 @@ impl Backups {
             .execute(&mut conn)
             .await?;
         // The reload is asynchronous; wait until archive_command shows the new value.
-        for _ in 0..50 {
+        for _ in 0..if archiving { 50 } else { 0 } {
             let running: String = sqlx::query_scalar("SELECT current_setting('archive_command')")
                 .fetch_one(&mut conn)
                 .await?;

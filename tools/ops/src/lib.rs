@@ -9,6 +9,7 @@
 pub mod backup;
 pub mod cluster;
 pub mod erd;
+pub mod logical;
 pub mod maintain;
 pub mod services;
 pub mod slow_queries;

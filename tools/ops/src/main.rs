@@ -35,6 +35,9 @@ enum Command {
         /// shared_preload_libraries); otherwise say so and leave it to the operator.
         #[arg(long)]
         restart: bool,
+        /// Only preload pg_stat_statements (the slow-query report); leave archiving off.
+        #[arg(long)]
+        statements_only: bool,
     },
     /// Take a backup (`--type full|diff|incr`), or `list`, `check`, `verify`.
     #[command(args_conflicts_with_subcommands = true)]
@@ -67,6 +70,14 @@ enum Command {
     },
     /// Generate the entity-relationship diagram (docs/erd.md, erd.dot, erd.svg), or --check it.
     Erd(ops::erd::Args),
+    /// Dump one service's schema (rows, its `_sqlx_migrations`, policies, grants) for moving it
+    /// to a cluster of its own: pg_dump custom format, read back before it takes its name.
+    Export(ops::logical::ExportArgs),
+    /// Restore an `ops export` dump into another database, never over a schema that holds a
+    /// table: provisions the service's roles and extensions, restores in one transaction,
+    /// then checks rows, migrations and row-level security. Role passwords are not moved: set
+    /// them afterwards with the service's own `provision` (OWNER_PASSWORD, APP_PASSWORD).
+    Import(ops::logical::ImportArgs),
     /// Health, versions, database and schema sizes, archiving and replication, the last
     /// backup, the oldest unpublished outbox event.
     Status {
@@ -127,8 +138,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.database_url;
     match cli.command {
         Command::Erd(args) => ops::erd::run(args).await?,
-        Command::Setup { backup, restart } => {
-            let report = Backups::open(&url, backup).await?.setup(restart).await?;
+        Command::Export(args) => print!("{}", ops::logical::export(&url, &args).await?),
+        Command::Import(args) => print!("{}", ops::logical::import(&args).await?),
+        Command::Setup {
+            backup,
+            restart,
+            statements_only,
+        } => {
+            let report = Backups::open(&url, backup)
+                .await?
+                .setup(restart, !statements_only)
+                .await?;
             println!("settings changed: {}", list_or_none(&report.changed));
             if report.restarted {
                 println!("PostgreSQL restarted to apply them");
@@ -138,6 +158,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "waiting for a restart of PostgreSQL: {} (run again with --restart)",
                     report.pending_restart.join(", ")
                 );
+            }
+            if statements_only {
+                return Ok(());
             }
             println!(
                 "stanza ready; archiving {}",

@@ -97,20 +97,23 @@ pub async fn report(url: &str, config: &StatusConfig) -> anyhow::Result<String> 
         Ok(line) => writeln!(out, "last backup: {line}")?,
         Err(err) => writeln!(out, "last backup: unknown ({err:#})")?,
     }
-    let oldest: Option<OffsetDateTime> = sqlx::query_scalar(
+    let oldest: Result<Option<OffsetDateTime>, _> = sqlx::query_scalar(
         "SELECT min(created_at) FROM shipment.outbox WHERE published_at IS NULL",
     )
     .fetch_one(&mut conn)
-    .await
-    .unwrap_or(None);
+    .await;
     match oldest {
-        Some(at) => writeln!(
+        Ok(Some(at)) => writeln!(
             out,
             "oldest unpublished outbox event: {} ({} ago)",
             at,
             age(OffsetDateTime::now_utc() - at)
         )?,
-        None => writeln!(out, "oldest unpublished outbox event: none")?,
+        Ok(None) => writeln!(out, "oldest unpublished outbox event: none")?,
+        Err(_) => writeln!(
+            out,
+            "oldest unpublished outbox event: unknown (no shipment schema)"
+        )?,
     }
     Ok(out)
 }
