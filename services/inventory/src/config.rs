@@ -38,3 +38,35 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
 }
+
+impl Config {
+    /// A configuration for tests: listens on an ephemeral port of 127.0.0.1, runs as
+    /// `database_url`, verifies tokens against identity at `identity_url` (plain HTTP/2), with
+    /// a fixed page-token key, no metrics and no TLS.
+    pub fn for_tests(database_url: &str, identity_url: &str) -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database: DatabaseConfig {
+                database_url: secrecy::SecretString::from(database_url.to_owned()),
+                migration_database_url: None,
+                database_max_connections: 10,
+            },
+            auth: AuthConfig {
+                jwt_issuer: "logistics-identity".to_owned(),
+                jwt_audience: "logistics".to_owned(),
+                jwks_min_refresh_seconds: 0,
+            },
+            identity: IdentityClientConfig {
+                identity_url: identity_url.to_owned(),
+                identity_tls_ca: None,
+                client_tls_cert: None,
+                client_tls_key: None,
+            },
+            tls: TlsConfig::default(),
+            log_format: LogFormat::Json,
+            page_token_key: Key32([9; 32]),
+            metrics: MetricsConfig::default(),
+            shutdown_grace_seconds: 5,
+        }
+    }
+}

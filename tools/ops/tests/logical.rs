@@ -12,17 +12,8 @@ use std::path::{Path, PathBuf};
 
 use logistics_testkit::TestDatabase;
 use sqlx::PgPool;
+use support::platform_database;
 use uuid::Uuid;
-
-/// A platform database: the five schemas provisioned and migrated, as production has them.
-async fn platform_database() -> (TestDatabase, PgPool) {
-    let db = TestDatabase::create(&identity::app::SCHEMA).await.unwrap();
-    ops::services::migrate_all(&db.admin_url(), |role| db.url_as(role))
-        .await
-        .unwrap();
-    let pool = db.admin_pool().await.unwrap();
-    (db, pool)
-}
 
 /// Inventory rows of one tenant: two materials, a warehouse, stock received and partly reserved
 /// through `inventory.move_stock` (the only writer of levels and ledger), a supplier link and

@@ -8,16 +8,8 @@ mod support;
 
 use logistics_testkit::TestDatabase;
 use sqlx::PgPool;
+use support::platform_database;
 use uuid::Uuid;
-
-async fn platform_database() -> (TestDatabase, PgPool) {
-    let db = TestDatabase::create(&identity::app::SCHEMA).await.unwrap();
-    ops::services::migrate_all(&db.admin_url(), |role| db.url_as(role))
-        .await
-        .unwrap();
-    let pool = db.admin_pool().await.unwrap();
-    (db, pool)
-}
 
 fn maintain(db: &TestDatabase, archive: &std::path::Path, extra: &[&str]) -> String {
     let mut args = vec!["maintain", "--archive-dir", archive.to_str().unwrap()];

@@ -187,6 +187,19 @@ fn run_as(owner: &OsUser, command: &mut Command) {
     );
 }
 
+/// A platform database on the machine's cluster: the five schemas provisioned and migrated, as
+/// production has them, and a superuser pool on it.
+pub async fn platform_database() -> (logistics_testkit::TestDatabase, sqlx::PgPool) {
+    let db = logistics_testkit::TestDatabase::create(&identity::app::SCHEMA)
+        .await
+        .unwrap();
+    ops::services::migrate_all(&db.admin_url(), |role| db.url_as(role))
+        .await
+        .unwrap();
+    let pool = db.admin_pool().await.unwrap();
+    (db, pool)
+}
+
 /// Runs the real `ops` binary with `args` against `database_url`, backups under `backup_dir`;
 /// returns its standard output, failing the test with its output when it fails.
 pub fn ops(database_url: &str, backup_dir: &Path, args: &[&str]) -> String {

@@ -5,7 +5,6 @@
 
 use identity::bootstrap::{self, Bootstrap};
 use logistics_harness::{Server, authed};
-use logistics_platform::config::Key32;
 use logistics_proto::identity::v1 as idpb;
 use logistics_proto::inventory::v1 as pb;
 use logistics_proto::r#type::v1 as types;
@@ -43,7 +42,10 @@ impl Services {
             .unwrap();
         let inventory_metrics: std::net::SocketAddr =
             format!("127.0.0.1:{}", super::port()).parse().unwrap();
-        let mut inventory_config = inventory_config(&url("inventory_app"), identity.addr);
+        let mut inventory_config = inventory::config::Config::for_tests(
+            &url("inventory_app"),
+            &format!("http://{}", identity.addr),
+        );
         inventory_config.metrics.metrics_addr = Some(inventory_metrics);
         let inventory = Server::start(|l, s| inventory::app::run(inventory_config, l, s))
             .await
@@ -254,37 +256,6 @@ pub fn decimal(value: &str) -> Option<types::Decimal> {
     Some(types::Decimal {
         value: value.to_owned(),
     })
-}
-
-pub fn inventory_config(
-    database_url: &str,
-    identity: std::net::SocketAddr,
-) -> inventory::config::Config {
-    use logistics_platform::config::{AuthConfig, DatabaseConfig, LogFormat, TlsConfig};
-    inventory::config::Config {
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        database: DatabaseConfig {
-            database_url: SecretString::from(database_url.to_owned()),
-            migration_database_url: None,
-            database_max_connections: 5,
-        },
-        auth: AuthConfig {
-            jwt_issuer: "logistics-identity".to_owned(),
-            jwt_audience: "logistics".to_owned(),
-            jwks_min_refresh_seconds: 0,
-        },
-        identity: logistics_platform::service::IdentityClientConfig {
-            identity_url: format!("http://{identity}"),
-            identity_tls_ca: None,
-            client_tls_cert: None,
-            client_tls_key: None,
-        },
-        tls: TlsConfig::default(),
-        log_format: LogFormat::Json,
-        page_token_key: Key32([7; 32]),
-        metrics: logistics_platform::config::MetricsConfig::default(),
-        shutdown_grace_seconds: 5,
-    }
 }
 
 /// Creates the platform's database on `cluster` with the five schemas migrated, bootstraps a
