@@ -86,6 +86,16 @@ impl PrivateCluster {
         format!("postgres://{role}@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// Stops the cluster (fast: sessions are cut) and waits until it is down.
+    pub fn stop(&self) {
+        self.pg_ctl(&["-m", "fast", "-w", "stop"]);
+    }
+
+    /// Starts the stopped cluster again on its port.
+    pub fn restart_stopped(&self) {
+        self.pg_ctl(&["-w", "-t", "60", "start"]);
+    }
+
     fn pg_ctl(&self, args: &[&str]) {
         run_as(
             &self.owner,

@@ -72,6 +72,11 @@ impl Services {
         }
     }
 
+    /// The admin's access token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     pub async fn client(&self) -> InventoryServiceClient<Channel> {
         InventoryServiceClient::new(self.inventory.channel().await.unwrap())
     }
