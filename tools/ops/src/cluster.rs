@@ -237,10 +237,13 @@ pub fn as_user(user: &OsUser, program: &Path) -> anyhow::Result<Command> {
     Ok(command)
 }
 
-/// The server binaries of PostgreSQL `major` (Debian's layout, then `pg_config`).
+/// The binaries of PostgreSQL `major` (Debian's layout, then `pg_config`): the directory with
+/// its `pg_dump`, which every installation has, client-only ones included. `pg_ctl` (restart,
+/// starting a restored copy) is only in a server installation; a command that needs it says so
+/// when it cannot start it.
 pub fn server_bin_dir(major: i32) -> anyhow::Result<PathBuf> {
     let debian = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"));
-    if debian.join("pg_ctl").is_file() {
+    if debian.join("pg_dump").is_file() {
         return Ok(debian);
     }
     let output = std::process::Command::new("pg_config")
@@ -251,8 +254,8 @@ pub fn server_bin_dir(major: i32) -> anyhow::Result<PathBuf> {
         )?;
     let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
     anyhow::ensure!(
-        dir.join("pg_ctl").is_file(),
-        "no PostgreSQL {major} server binaries found (looked in {} and {})",
+        dir.join("pg_dump").is_file(),
+        "no PostgreSQL {major} binaries found (looked in {} and {})",
         debian.display(),
         dir.display()
     );

@@ -48,16 +48,44 @@ impl Backups {
         Ok(report)
     }
 
+    /// `repo1-type` as conf.d sets it (`posix`, a local directory, unless an include says
+    /// otherwise: `s3`, `gcs`, `azure`, ...).
+    fn repository_type(&self) -> anyhow::Result<String> {
+        let mut kind = "posix".to_owned();
+        let Ok(entries) = std::fs::read_dir(self.include_dir()) else {
+            return Ok(kind);
+        };
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "conf") {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                if let Some(value) = text
+                    .lines()
+                    .filter_map(|l| l.trim().strip_prefix("repo1-type="))
+                    .next_back()
+                {
+                    kind = value.trim().to_owned();
+                }
+            }
+        }
+        Ok(kind)
+    }
+
     fn write_config(&self) -> anyhow::Result<()> {
         let repo = self.repo_path()?;
         let owner = &self.cluster.owner;
-        for dir in [
+        let mut dirs = vec![
             self.backup_dir.clone(),
             self.include_dir(),
             self.backup_dir.join("log"),
             self.backup_dir.join("lock"),
-            repo.clone(),
-        ] {
+        ];
+        // In an object store the path is inside the bucket, not on this disk.
+        if self.repository_type()? == "posix" {
+            dirs.push(repo.clone());
+        }
+        for dir in dirs {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             std::os::unix::fs::chown(&dir, Some(owner.uid), None)
                 .with_context(|| format!("giving {} to {}", dir.display(), owner.name))?;
