@@ -275,14 +275,6 @@ fn parse_info(json: &str) -> anyhow::Result<Vec<BackupSet>> {
         .collect()
 }
 
-/// The user name of a `postgres://user[:password]@host/...` URL.
-fn admin_user(url: &str) -> String {
-    url.split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .map(|(userinfo, _)| userinfo.split(':').next().unwrap_or("postgres").to_owned())
-        .unwrap_or_else(|| "postgres".to_owned())
-}
-
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     Ok(if path.is_absolute() {
         path.to_owned()
@@ -352,8 +344,15 @@ mod tests {
 
     #[test]
     fn the_admin_user_comes_from_the_url() {
-        assert_eq!(admin_user("postgres://root:pw@127.0.0.1:5432/x"), "root");
-        assert_eq!(admin_user("postgres://postgres@127.0.0.1/x"), "postgres");
+        use crate::cluster::user_of;
+        assert_eq!(
+            user_of("postgres://root:pw@127.0.0.1:5432/x").unwrap(),
+            "root"
+        );
+        assert_eq!(
+            user_of("postgres://postgres@127.0.0.1/x").unwrap(),
+            "postgres"
+        );
     }
 
     #[test]

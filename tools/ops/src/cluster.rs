@@ -35,6 +35,8 @@ pub struct Cluster {
     pub config_file: PathBuf,
     /// `hba_file`.
     pub hba_file: PathBuf,
+    /// The database user of `admin_url`.
+    pub user: String,
     /// The OS user that owns the data directory.
     pub owner: OsUser,
     /// Directory of the server binaries of the cluster's major version.
@@ -55,13 +57,7 @@ impl Cluster {
     /// data directory is looked at on the local file system.
     pub async fn discover(admin_url: &str) -> anyhow::Result<Self> {
         let mut conn = connect(admin_url).await?;
-        let superuser: String = sqlx::query_scalar("SHOW is_superuser")
-            .fetch_one(&mut conn)
-            .await?;
-        anyhow::ensure!(
-            superuser == "on",
-            "the database URL must connect as a superuser"
-        );
+        let bin_dir = superuser_bin_dir(&mut conn, "the database URL").await?;
         let setting = async |conn: &mut PgConnection, name: &str| -> anyhow::Result<String> {
             sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = $1")
                 .bind(name)
@@ -90,7 +86,6 @@ impl Cluster {
                 data_directory.display()
             )
         })?;
-        let bin_dir = server_bin_dir(version_num / 10000)?;
         Ok(Self {
             admin_url: admin_url.to_owned(),
             data_directory,
@@ -100,6 +95,7 @@ impl Cluster {
             version,
             config_file,
             hba_file,
+            user: user_of(admin_url)?,
             owner,
             bin_dir,
         })
@@ -161,6 +157,25 @@ pub async fn connect(url: &str) -> anyhow::Result<PgConnection> {
     PgConnection::connect_with(&options)
         .await
         .context("connecting to PostgreSQL")
+}
+
+/// The database user a URL connects as (`postgres` when it names none, as libpq's default).
+pub fn user_of(url: &str) -> anyhow::Result<String> {
+    let options: PgConnectOptions = url.parse().context("parsing the database URL")?;
+    Ok(options.get_username().to_owned())
+}
+
+/// Checks that `conn` is a superuser's (`what` names the URL it came from) and returns the
+/// directory of the binaries of the server's major version (`pg_dump`, `pg_restore`, ...).
+pub async fn superuser_bin_dir(conn: &mut PgConnection, what: &str) -> anyhow::Result<PathBuf> {
+    let superuser: String = sqlx::query_scalar("SHOW is_superuser")
+        .fetch_one(&mut *conn)
+        .await?;
+    anyhow::ensure!(superuser == "on", "{what} must connect as a superuser");
+    let version: String = sqlx::query_scalar("SHOW server_version_num")
+        .fetch_one(&mut *conn)
+        .await?;
+    server_bin_dir(version.parse::<i32>()? / 10000)
 }
 
 /// Waits up to `seconds` for `url` to accept a connection and answer outside recovery.

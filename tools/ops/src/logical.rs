@@ -91,7 +91,7 @@ pub struct ImportReport {
 pub async fn export(source_url: &str, args: &ExportArgs) -> anyhow::Result<ExportReport> {
     let schema = args.service.schema.schema;
     let mut conn = cluster::connect(source_url).await?;
-    let bin = superuser_bin_dir(&mut conn, "the database URL").await?;
+    let bin = cluster::superuser_bin_dir(&mut conn, "the database URL").await?;
     let tables = tables_of(&mut conn, schema, "'r'").await?;
     conn.close().await?;
     anyhow::ensure!(
@@ -146,7 +146,7 @@ pub async fn import(args: &ImportArgs) -> anyhow::Result<ImportReport> {
     let mut conn = cluster::connect(&args.target_url)
         .await
         .context("connecting to the target")?;
-    let bin = superuser_bin_dir(&mut conn, "the target URL").await?;
+    let bin = cluster::superuser_bin_dir(&mut conn, "the target URL").await?;
     let toc = Toc::read(&bin, &args.file).await?;
     anyhow::ensure!(
         toc.schemas == [schema],
@@ -362,18 +362,6 @@ async fn check_row_security(
             .collect(),
         policies,
     ))
-}
-
-/// Fails unless `conn` is a superuser's; returns the server binaries of its major version.
-async fn superuser_bin_dir(conn: &mut PgConnection, what: &str) -> anyhow::Result<PathBuf> {
-    let superuser: String = sqlx::query_scalar("SHOW is_superuser")
-        .fetch_one(&mut *conn)
-        .await?;
-    anyhow::ensure!(superuser == "on", "{what} must connect as a superuser");
-    let version: String = sqlx::query_scalar("SHOW server_version_num")
-        .fetch_one(&mut *conn)
-        .await?;
-    cluster::server_bin_dir(version.parse::<i32>()? / 10000)
 }
 
 /// The relations of `schema` of the kinds `relkinds` (an SQL list), as `schema.table`.

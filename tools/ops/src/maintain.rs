@@ -97,6 +97,7 @@ const PURGE_BATCH: i64 = 5_000;
 /// Runs every task on the platform's database `url` (a superuser URL).
 pub async fn run(url: &str, config: &MaintainConfig) -> anyhow::Result<MaintainReport> {
     let mut conn = cluster::connect(url).await?;
+    let bin = cluster::superuser_bin_dir(&mut conn, "the database URL").await?;
     let mut report = MaintainReport::default();
     for service in &services::ALL {
         if let Some(partitions) = service.partitions {
@@ -113,7 +114,7 @@ pub async fn run(url: &str, config: &MaintainConfig) -> anyhow::Result<MaintainR
                 .push((partitions.table.to_owned(), created));
         }
     }
-    report.archived = archive_tracking(&mut conn, url, config).await?;
+    report.archived = archive_tracking(&mut conn, url, &bin, config).await?;
     report.purged = purge(&mut conn, config).await?;
     // A big purge leaves dead rows and sparse index pages: vacuum now rather than whenever
     // autovacuum's thresholds are crossed, so the space is reusable and the bloat measured
@@ -164,6 +165,7 @@ fn partition_month(name: &str) -> Option<Date> {
 async fn archive_tracking(
     conn: &mut PgConnection,
     url: &str,
+    bin: &Path,
     config: &MaintainConfig,
 ) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let cutoff = months_before_this(OffsetDateTime::now_utc(), config.tracking_retention_months)?;
@@ -204,7 +206,7 @@ async fn archive_tracking(
             }
             None => {} // detached by an earlier run that stopped before the drop
         }
-        let file = dump_table(url, "shipment", &name, &config.archive_dir).await?;
+        let file = dump_table(url, bin, "shipment", &name, &config.archive_dir).await?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE shipment.{name}")))
             .execute(&mut *conn)
             .await?;
@@ -214,12 +216,16 @@ async fn archive_tracking(
 }
 
 /// Dumps `schema.table` into `dir/<schema>.<table>.dump` and checks the dump holds its data.
-async fn dump_table(url: &str, schema: &str, table: &str, dir: &Path) -> anyhow::Result<PathBuf> {
+async fn dump_table(
+    url: &str,
+    bin: &Path,
+    schema: &str,
+    table: &str,
+    dir: &Path,
+) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let file = dir.join(format!("{schema}.{table}.dump"));
     let partial = dir.join(format!("{schema}.{table}.dump.partial"));
-    let major = server_major(url).await?;
-    let bin = cluster::server_bin_dir(major)?;
     cluster::run(
         tokio::process::Command::new(bin.join("pg_dump"))
             .args(["--format=custom", "--no-owner", "--table"])
@@ -247,15 +253,6 @@ async fn dump_table(url: &str, schema: &str, table: &str, dir: &Path) -> anyhow:
     );
     std::fs::rename(&partial, &file)?;
     Ok(file)
-}
-
-async fn server_major(url: &str) -> anyhow::Result<i32> {
-    let mut conn = cluster::connect(url).await?;
-    let num: String = sqlx::query_scalar("SHOW server_version_num")
-        .fetch_one(&mut conn)
-        .await?;
-    conn.close().await?;
-    Ok(num.parse::<i32>()? / 10000)
 }
 
 /// Deletes, batch by batch, what each retention no longer keeps.

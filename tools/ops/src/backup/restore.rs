@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use time::OffsetDateTime;
 
-use super::{Backups, absolute, admin_user, set_mode};
+use super::{Backups, absolute, set_mode};
 use crate::cluster;
 
 /// Where to stop replaying WAL.
@@ -77,7 +77,7 @@ impl Backups {
         let restore_time = started.elapsed();
         self.configure_copy(&dir, port)?;
 
-        let user = admin_user(&self.cluster.admin_url);
+        let user = &self.cluster.user;
         let url = format!("postgres://{user}@127.0.0.1:{port}/postgres");
         let mut recovery_time = None;
         if start {

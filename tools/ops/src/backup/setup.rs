@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::{Backups, SetupReport, admin_user};
+use super::{Backups, SetupReport};
 use crate::cluster;
 
 impl Backups {
@@ -91,7 +91,7 @@ impl Backups {
                 .with_context(|| format!("giving {} to {}", dir.display(), owner.name))?;
         }
         let c = &self.cluster;
-        let user = admin_user(&c.admin_url);
+        let user = &c.user;
         let text = format!(
             "# Written by `ops backup setup` for this cluster; edits are overwritten.\n\
              # Put extra settings (an S3 repository, encryption) in conf.d/*.conf.\n\

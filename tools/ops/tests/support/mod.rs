@@ -44,16 +44,18 @@ impl PrivateCluster {
         chown_r(&dir, owner.uid);
         let data = dir.join("data");
         let port = free_port();
-        run_as(
-            &owner,
-            Command::new(bin.join("initdb")).arg("-D").arg(&data).args([
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-locale",
-                "--no-sync",
-            ]),
+        succeed(
+            as_owner(&owner, bin.join("initdb"))
+                .arg("-D")
+                .arg(&data)
+                .args([
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                ]),
         );
         std::fs::write(
             data.join("postgresql.conf"),
@@ -97,9 +99,8 @@ impl PrivateCluster {
     }
 
     fn pg_ctl(&self, args: &[&str]) {
-        run_as(
-            &self.owner,
-            Command::new(self.bin.join("pg_ctl"))
+        succeed(
+            as_owner(&self.owner, self.bin.join("pg_ctl"))
                 .arg("-D")
                 .arg(&self.data)
                 .arg("-l")
@@ -110,14 +111,8 @@ impl PrivateCluster {
 
     /// Stops a cluster living in `data` (a restored copy), quickly.
     pub fn stop_data_directory(&self, data: &Path) {
-        let _ = Command::new("runuser")
-            .args(["-u", &self.owner.name, "--"])
-            .arg(self.bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(data)
-            .args(["-m", "immediate", "stop"])
-            .output();
-        let _ = Command::new(self.bin.join("pg_ctl"))
+        // Best effort: it also runs on drop, when the cluster may already be down.
+        let _ = as_owner(&self.owner, self.bin.join("pg_ctl"))
             .arg("-D")
             .arg(data)
             .args(["-m", "immediate", "stop"])
@@ -174,21 +169,24 @@ pub fn port() -> u16 {
     free_port()
 }
 
-fn run_as(owner: &OsUser, command: &mut Command) {
+/// A command running `program` as `owner`: directly when the test is that user, through
+/// `runuser` when it runs as root (PostgreSQL refuses to run as root).
+fn as_owner(owner: &OsUser, program: impl AsRef<std::ffi::OsStr>) -> Command {
     let me = cluster::current_user().unwrap();
-    let output = if me.uid == owner.uid {
-        command.output().unwrap()
-    } else {
-        let program = command.get_program().to_owned();
-        let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
-        Command::new("runuser")
-            .args(["-u", &owner.name, "--"])
-            .arg(program)
-            .args(args)
-            .current_dir("/")
-            .output()
-            .unwrap()
-    };
+    if me.uid == owner.uid {
+        return Command::new(program);
+    }
+    let mut command = Command::new("runuser");
+    command
+        .args(["-u", &owner.name, "--"])
+        .arg(program)
+        .current_dir("/");
+    command
+}
+
+/// Runs `command`, failing the test with its output when it fails.
+fn succeed(command: &mut Command) {
+    let output = command.output().unwrap();
     assert!(
         output.status.success(),
         "{command:?} failed: {}{}",
