@@ -1,7 +1,6 @@
 //! Materials.
 
 use logistics_platform::Error;
-use logistics_platform::aip::escape_like;
 use logistics_platform::context::Tx;
 use logistics_platform::error::{Resource, UniqueConstraint};
 use rust_decimal::Decimal;
@@ -260,13 +259,16 @@ pub async fn list(tx: &mut Tx, query: &ListQuery) -> Result<Vec<MaterialRow>, Er
                 });
                 sql.push_bind(sku.clone());
             }
+            // starts_with, not LIKE: it is leakproof, so under row-level security it can still
+            // become an index condition (materials_by_sku_prefix); LIKE can only filter.
             Condition::SkuPrefix(prefix, negated) => {
                 sql.push(if *negated {
-                    " AND sku NOT LIKE "
+                    " AND NOT starts_with(sku, "
                 } else {
-                    " AND sku LIKE "
+                    " AND starts_with(sku, "
                 });
-                sql.push_bind(format!("{}%", escape_like(prefix)));
+                sql.push_bind(prefix.clone());
+                sql.push(")");
             }
             Condition::Hazardous(hazardous) => {
                 sql.push(if *hazardous {
