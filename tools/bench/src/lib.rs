@@ -2,4 +2,8 @@
 //! uses to prove the hot queries use indexes; the gRPC scenarios and
 //! their database-only and bare-gRPC bounds build on it (issue 9).
 
+pub mod drive;
+pub mod inventory;
 pub mod load;
+pub mod memory;
+pub mod run;

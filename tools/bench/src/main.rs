@@ -36,6 +36,8 @@ enum Command {
         #[arg(long, default_value = "BENCH")]
         prefix: String,
     },
+    /// Drives inventory's scenarios over gRPC and in-process, with the bare gRPC bound.
+    Run(bench::run::RunArgs),
 }
 
 #[tokio::main]
@@ -62,5 +64,6 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Run(args) => bench::run::run(args).await.map(|_| ()),
     }
 }

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs the benchmark on a fresh clone: a release build of the stack on its own database
+# (logistics_bench, recreated each run) and its own ports, two tenants loaded with `bench load`,
+# then `bench run` (extra arguments go to it, e.g. --concurrency 1,8 --seconds 5). Results are
+# printed and written under bench/results/. The stack is stopped afterwards.
+set -euo pipefail
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+REPO="$(repo_root)"
+export STACK_DIR="$REPO/.local/bench"
+export STACK_DATABASE=logistics_bench
+export CARGO_PROFILE=release
+export IDENTITY_ADDR=127.0.0.1:51051 PARTNER_ADDR=127.0.0.1:51052 FLEET_ADDR=127.0.0.1:51053
+export INVENTORY_ADDR=127.0.0.1:51054 SHIPMENT_ADDR=127.0.0.1:51055
+export IDENTITY_METRICS_ADDR=127.0.0.1:9201 PARTNER_METRICS_ADDR=127.0.0.1:9202
+export FLEET_METRICS_ADDR=127.0.0.1:9203 INVENTORY_METRICS_ADDR=127.0.0.1:9204
+export SHIPMENT_METRICS_ADDR=127.0.0.1:9205
+export DEMO_TENANT_ID=01930000-0000-7000-8000-00000000b001
+export DEMO_ADMIN_EMAIL=admin@bench.example
+export DEMO_ADMIN_PASSWORD=bench-admin-password
+SECOND_TENANT_ID=01930000-0000-7000-8000-00000000b002
+
+# postgres://user[:password]@host:port/<database>, from another URL of the same cluster.
+url_for() {
+  python3 - "$1" "$2" "$3" "$4" <<'PY'
+import sys, urllib.parse
+url, user, password, database = sys.argv[1:]
+u = urllib.parse.urlsplit(url)
+auth = urllib.parse.quote(user) + (":" + urllib.parse.quote(password) if password else "")
+print(f"postgres://{auth}@{u.hostname}:{u.port or 5432}/{database}")
+PY
+}
+
+ADMIN_URL="$("$REPO/scripts/ensure-postgres.sh")"
+"$REPO/scripts/stack.sh" down
+psql -X -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $STACK_DATABASE WITH (FORCE)" >/dev/null
+log "starting the stack (release build; the first build takes several minutes)"
+"$REPO/scripts/stack.sh" up >"$STACK_DIR.up.out" 2>&1 || die "stack did not start: $(tail -n 20 "$STACK_DIR.up.out")"
+trap '"$REPO/scripts/stack.sh" down' EXIT
+set -a
+source "$STACK_DIR/secrets.env"
+set +a
+
+(cd "$REPO" && cargo build --quiet --locked --release -p bench --bin bench --bin identity)
+BIN="$REPO/target/release"
+ADMIN_USER="$(python3 -c 'import sys,urllib.parse; print(urllib.parse.urlsplit(sys.argv[1]).username or "postgres")' "$ADMIN_URL")"
+ADMIN_PASSWORD="$(python3 -c 'import sys,urllib.parse; print(urllib.parse.unquote(urllib.parse.urlsplit(sys.argv[1]).password or ""))' "$ADMIN_URL")"
+BENCH_ADMIN_URL="$(url_for "$ADMIN_URL" "$ADMIN_USER" "$ADMIN_PASSWORD" "$STACK_DATABASE")"
+"$BIN/identity" bootstrap --database-url "$(url_for "$ADMIN_URL" identity_app "$IDENTITY_APP_PASSWORD" "$STACK_DATABASE")" \
+  --tenant-id "$SECOND_TENANT_ID" --admin-email "$DEMO_ADMIN_EMAIL" --admin-password "$DEMO_ADMIN_PASSWORD" >/dev/null
+
+"$BIN/bench" --database-url "$BENCH_ADMIN_URL" load --tenant "$DEMO_TENANT_ID" --tenant "$SECOND_TENANT_ID"
+BENCH_PASSWORD="$DEMO_ADMIN_PASSWORD" \
+  BENCH_INVENTORY_DATABASE_URL="$(url_for "$ADMIN_URL" inventory_app "$INVENTORY_APP_PASSWORD" "$STACK_DATABASE")" \
+  "$BIN/bench" run --identity-url "http://$IDENTITY_ADDR" --inventory-url "http://$INVENTORY_ADDR" \
+  --tenant "$DEMO_TENANT_ID" --email "$DEMO_ADMIN_EMAIL" --pid-dir "$STACK_DIR" --out "$REPO/bench/results" "$@"

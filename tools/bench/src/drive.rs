@@ -1,0 +1,164 @@
+//! Drives one operation at a fixed concurrency for a fixed time and measures it: throughput,
+//! latency percentiles (HDR histogram, microseconds), errors by message.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// What one scenario did at one concurrency.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// Scenario name, e.g. `GetMaterial`.
+    pub scenario: String,
+    /// What ran it: `grpc`, `database` (the handler in-process) or `bare-grpc`.
+    pub path: String,
+    /// Callers running at once.
+    pub concurrency: u32,
+    /// Operations that succeeded.
+    pub ok: u64,
+    /// Operations that failed.
+    pub errors: u64,
+    /// Measured seconds (after the warm-up).
+    pub seconds: f64,
+    /// Successful operations per second.
+    pub throughput: f64,
+    /// Latency percentiles of successful operations, milliseconds.
+    pub p50_ms: f64,
+    /// 95th percentile.
+    pub p95_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// The first few distinct error messages, with their counts.
+    pub error_kinds: BTreeMap<String, u64>,
+}
+
+/// How long to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Not measured: connections and caches warm up.
+    pub warmup: Duration,
+    /// Measured.
+    pub measure: Duration,
+}
+
+/// Runs `op(worker, iteration)` from `concurrency` workers until the time is up. `op` returns
+/// the error's message on failure (a status code and message, never a token).
+pub async fn drive<F, Fut>(
+    scenario: &str,
+    path: &str,
+    concurrency: u32,
+    timing: Timing,
+    op: F,
+) -> anyhow::Result<Outcome>
+where
+    F: Fn(u32, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    let op = Arc::new(op);
+    let started = Instant::now();
+    let measure_from = started + timing.warmup;
+    let until = measure_from + timing.measure;
+    let mut workers = Vec::with_capacity(concurrency as usize);
+    for worker in 0..concurrency {
+        let op = op.clone();
+        workers.push(tokio::spawn(async move {
+            // 1 µs to 60 s, 3 significant digits.
+            let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut errors = BTreeMap::<String, u64>::new();
+            let mut failed = 0u64;
+            let mut iteration = 0u64;
+            loop {
+                let begun = Instant::now();
+                if begun >= until {
+                    break;
+                }
+                let result = op(worker, iteration).await;
+                iteration += 1;
+                if begun < measure_from {
+                    continue;
+                }
+                match result {
+                    Ok(()) => {
+                        let micros = u64::try_from(begun.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        latencies.saturating_record(micros.max(1));
+                    }
+                    Err(message) => {
+                        failed += 1;
+                        if errors.len() < 5 || errors.contains_key(&message) {
+                            *errors.entry(message).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            anyhow::Ok((latencies, failed, errors))
+        }));
+    }
+    let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut errors = 0;
+    let mut error_kinds = BTreeMap::new();
+    for worker in workers {
+        let (worker_latencies, failed, kinds) = worker.await??;
+        latencies.add(worker_latencies)?;
+        errors += failed;
+        for (kind, n) in kinds {
+            *error_kinds.entry(kind).or_default() += n;
+        }
+    }
+    // Operations still running at the deadline finish after it; they count, so does their time.
+    let seconds = (Instant::now() - measure_from).as_secs_f64();
+    let ms = |q: f64| latencies.value_at_quantile(q) as f64 / 1000.0;
+    Ok(Outcome {
+        scenario: scenario.to_owned(),
+        path: path.to_owned(),
+        concurrency,
+        ok: latencies.len(),
+        errors,
+        seconds,
+        throughput: latencies.len() as f64 / seconds,
+        p50_ms: ms(0.50),
+        p95_ms: ms(0.95),
+        p99_ms: ms(0.99),
+        error_kinds,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn counts_successes_errors_and_latency() {
+        let timing = Timing {
+            warmup: Duration::from_millis(20),
+            measure: Duration::from_millis(200),
+        };
+        let outcome = drive("Sleep", "test", 4, timing, |_, i| async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            if i % 10 == 9 {
+                Err("UNAVAILABLE: every tenth".to_owned())
+            } else {
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+        assert!(outcome.ok > 100, "{outcome:?}");
+        assert!(
+            outcome.errors > 0 && outcome.errors < outcome.ok,
+            "{outcome:?}"
+        );
+        assert_eq!(
+            outcome.error_kinds.keys().collect::<Vec<_>>(),
+            ["UNAVAILABLE: every tenth"]
+        );
+        assert!(
+            outcome.p50_ms >= 2.0 && outcome.p99_ms >= outcome.p50_ms,
+            "{outcome:?}"
+        );
+    }
+}
