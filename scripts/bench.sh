@@ -21,17 +21,6 @@ export DEMO_ADMIN_EMAIL=admin@bench.example
 export DEMO_ADMIN_PASSWORD=bench-admin-password
 SECOND_TENANT_ID=01930000-0000-7000-8000-00000000b002
 
-# postgres://user[:password]@host:port/<database>, from another URL of the same cluster.
-url_for() {
-  python3 - "$1" "$2" "$3" "$4" <<'PY'
-import sys, urllib.parse
-url, user, password, database = sys.argv[1:]
-u = urllib.parse.urlsplit(url)
-auth = urllib.parse.quote(user) + (":" + urllib.parse.quote(password) if password else "")
-print(f"postgres://{auth}@{u.hostname}:{u.port or 5432}/{database}")
-PY
-}
-
 ADMIN_URL="$("$REPO/scripts/ensure-postgres.sh")"
 "$REPO/scripts/stack.sh" down
 psql -X -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $STACK_DATABASE WITH (FORCE)" >/dev/null
@@ -44,14 +33,12 @@ set +a
 
 (cd "$REPO" && cargo build --quiet --locked --release -p bench --bin bench --bin identity)
 BIN="$REPO/target/release"
-ADMIN_USER="$(python3 -c 'import sys,urllib.parse; print(urllib.parse.urlsplit(sys.argv[1]).username or "postgres")' "$ADMIN_URL")"
-ADMIN_PASSWORD="$(python3 -c 'import sys,urllib.parse; print(urllib.parse.unquote(urllib.parse.urlsplit(sys.argv[1]).password or ""))' "$ADMIN_URL")"
-BENCH_ADMIN_URL="$(url_for "$ADMIN_URL" "$ADMIN_USER" "$ADMIN_PASSWORD" "$STACK_DATABASE")"
-"$BIN/identity" bootstrap --database-url "$(url_for "$ADMIN_URL" identity_app "$IDENTITY_APP_PASSWORD" "$STACK_DATABASE")" \
+BENCH_ADMIN_URL="$(database_url_for "$ADMIN_URL" "$(admin_user "$ADMIN_URL")" "$(admin_password "$ADMIN_URL")")"
+"$BIN/identity" bootstrap --database-url "$(database_url_for "$ADMIN_URL" identity_app "$IDENTITY_APP_PASSWORD")" \
   --tenant-id "$SECOND_TENANT_ID" --admin-email "$DEMO_ADMIN_EMAIL" --admin-password "$DEMO_ADMIN_PASSWORD" >/dev/null
 
 "$BIN/bench" --database-url "$BENCH_ADMIN_URL" load --tenant "$DEMO_TENANT_ID" --tenant "$SECOND_TENANT_ID"
 BENCH_PASSWORD="$DEMO_ADMIN_PASSWORD" \
-  BENCH_INVENTORY_DATABASE_URL="$(url_for "$ADMIN_URL" inventory_app "$INVENTORY_APP_PASSWORD" "$STACK_DATABASE")" \
+  BENCH_INVENTORY_DATABASE_URL="$(database_url_for "$ADMIN_URL" inventory_app "$INVENTORY_APP_PASSWORD")" \
   "$BIN/bench" run --identity-url "http://$IDENTITY_ADDR" --inventory-url "http://$INVENTORY_ADDR" \
   --tenant "$DEMO_TENANT_ID" --email "$DEMO_ADMIN_EMAIL" --pid-dir "$STACK_DIR" --out "$REPO/bench/results" "$@"

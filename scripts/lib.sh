@@ -204,3 +204,31 @@ pg_run_as_owner() {
     die "$dir is owned by '$owner'; run this script as '$owner' or root"
   fi
 }
+
+# database_url_for ADMIN_URL USER PASSWORD: the admin URL's host and port, $STACK_DATABASE.
+database_url_for() {
+  local url="$1" user="$2" password="$3" rest hostport
+  rest="${url#*://}"
+  rest="${rest#*@}"
+  hostport="${rest%%/*}"
+  if [[ -n "$password" ]]; then
+    printf 'postgres://%s:%s@%s/%s\n' "$user" "$password" "$hostport" "$STACK_DATABASE"
+  else
+    printf 'postgres://%s@%s/%s\n' "$user" "$hostport" "$STACK_DATABASE"
+  fi
+}
+
+# admin_user URL, admin_password URL: the user and password of a postgres:// URL.
+admin_user() {
+  local rest="${1#*://}"
+  rest="${rest%%@*}"
+  printf '%s\n' "${rest%%:*}"
+}
+
+admin_password() {
+  local rest="${1#*://}"
+  [[ "$rest" == *@* ]] || return 0
+  rest="${rest%%@*}"
+  [[ "$rest" == *:* ]] && printf '%s\n' "${rest#*:}"
+  return 0
+}

@@ -59,33 +59,6 @@ target_dir() {
   fi
 }
 
-# database_url_for ADMIN_URL USER PASSWORD: the admin URL's host and port, the stack's database.
-database_url_for() {
-  local url="$1" user="$2" password="$3" rest hostport
-  rest="${url#*://}"
-  rest="${rest#*@}"
-  hostport="${rest%%/*}"
-  if [[ -n "$password" ]]; then
-    printf 'postgres://%s:%s@%s/%s\n' "$user" "$password" "$hostport" "$STACK_DATABASE"
-  else
-    printf 'postgres://%s@%s/%s\n' "$user" "$hostport" "$STACK_DATABASE"
-  fi
-}
-
-admin_user() {
-  local rest="${1#*://}"
-  rest="${rest%%@*}"
-  printf '%s\n' "${rest%%:*}"
-}
-
-admin_password() {
-  local rest="${1#*://}"
-  [[ "$rest" == *@* ]] || return 0
-  rest="${rest%%@*}"
-  [[ "$rest" == *:* ]] && printf '%s\n' "${rest#*:}"
-  return 0
-}
-
 random_b64() { head -c 32 /dev/urandom | base64 | tr -d '\n'; }
 random_hex() { head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
