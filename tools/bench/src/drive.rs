@@ -66,8 +66,7 @@ where
     for worker in 0..concurrency {
         let op = op.clone();
         workers.push(tokio::spawn(async move {
-            // 1 µs to 60 s, 3 significant digits.
-            let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+            let mut latencies = histogram()?;
             let mut errors = BTreeMap::<String, u64>::new();
             let mut failed = 0u64;
             let mut iteration = 0u64;
@@ -97,7 +96,7 @@ where
             anyhow::Ok((latencies, failed, errors))
         }));
     }
-    let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut latencies = histogram()?;
     let mut errors = 0;
     let mut error_kinds = BTreeMap::new();
     for worker in workers {
@@ -124,6 +123,11 @@ where
         p99_ms: ms(0.99),
         error_kinds,
     })
+}
+
+/// Latencies in microseconds: 1 µs to 60 s, 3 significant digits.
+fn histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
 }
 
 #[cfg(test)]

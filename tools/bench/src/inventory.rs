@@ -90,11 +90,7 @@ impl Target {
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        if let Ok(value) = format!("Bearer {}", self.token).parse() {
-            request.metadata_mut().insert("authorization", value);
-        }
-        request
+        authed(&self.token, message)
     }
 
     /// GetMaterial of a loaded material.
@@ -170,7 +166,17 @@ impl Target {
     }
 }
 
-fn grpc<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Result<(), String> {
+/// `message` with `token` as its bearer credential.
+pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+/// A call's outcome as the driver counts it: the status code and message of a failure.
+pub fn grpc<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Result<(), String> {
     result
         .map(|_| ())
         .map_err(|s| format!("{:?}: {}", s.code(), s.message()))

@@ -16,7 +16,7 @@ use tonic_health::pb::health_client::HealthClient;
 use uuid::Uuid;
 
 use crate::drive::{self, Outcome, Timing};
-use crate::inventory::{Fixture, Path, Target};
+use crate::inventory::{Fixture, Path, Target, authed, grpc};
 use crate::memory::{Memory, Sampler};
 
 /// Where the running stack is and who to log in as.
@@ -118,13 +118,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         outcomes.push(
             drive::drive("Health", "bare-grpc", c, timing, move |_, _| {
                 let mut health = health.clone();
-                async move {
-                    health
-                        .check(HealthCheckRequest::default())
-                        .await
-                        .map(|_| ())
-                        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
-                }
+                async move { grpc(health.check(HealthCheckRequest::default()).await) }
             })
             .await?,
         );
@@ -185,14 +179,14 @@ async fn fixture(
     let mut tokens = Vec::new();
     let mut page_token = String::new();
     loop {
-        let mut request = tonic::Request::new(pb::ListStockLevelsRequest {
-            page_size: 1000,
-            page_token: page_token.clone(),
-            ..Default::default()
-        });
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse()?);
+        let request = authed(
+            token,
+            pb::ListStockLevelsRequest {
+                page_size: 1000,
+                page_token: page_token.clone(),
+                ..Default::default()
+            },
+        );
         let page = client
             .clone()
             .list_stock_levels(request)
