@@ -1133,6 +1133,24 @@ async fn drivers_are_listed_by_status_licence_class_and_case_insensitive_name_pr
     assert_eq!(names(&app, r#"name = "ÜM*""#, "").await, ["Ümit", "ümran"]);
     assert_eq!(names(&app, r#"name = "ümi*""#, "").await, ["Ümit"]);
     assert_eq!(names(&app, r#"name = "ümit""#, "").await, ["Ümit"]);
+    // `%`, `_` and `\` in a prefix match themselves and nothing else, either way.
+    app.create_driver(driver("50% Off_Co")).await;
+    app.create_driver(driver("50X Offer")).await;
+    app.create_driver(driver(r"Back\slash")).await;
+    assert_eq!(names(&app, r#"name = "50% O*""#, "").await, ["50% Off_Co"]);
+    assert_eq!(
+        names(&app, r#"name = "50% off_*""#, "").await,
+        ["50% Off_Co"]
+    );
+    assert_eq!(
+        names(&app, r#"name = "50*" AND name != "50% O*""#, "").await,
+        ["50X Offer"]
+    );
+    assert!(names(&app, r#"name = "5_*""#, "").await.is_empty());
+    assert_eq!(
+        names(&app, r#"name = "back\\*""#, "").await,
+        [r"Back\slash"]
+    );
 
     for filter in [
         "colour = RED",

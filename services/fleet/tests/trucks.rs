@@ -1077,6 +1077,22 @@ async fn trucks_filter_by_status_and_plate_prefix_and_negate_with_not_equal() {
         ),
         ["R-X 4"]
     );
+    // `%` and `_` are no wildcards: like separators they are left out of the key ("B_B" is
+    // "BB", which no plate starts with, not "B?B", which B-XB 2 would match).
+    assert!(
+        filtered(&app, r#"plate = "B_B*""#)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        plates(&filtered(&app, r#"plate = "b%x*""#).await.unwrap()),
+        ["B-XA 1", "B-XB 2"]
+    );
+    assert_eq!(
+        plates(&filtered(&app, r#"plate != "B%Y*""#).await.unwrap()),
+        ["B-XA 1", "B-XB 2", "R-X 4", "R-Z 5"]
+    );
     assert!(
         filtered(&app, "status = TRUCK_STATUS_IN_MAINTENANCE")
             .await

@@ -737,6 +737,27 @@ async fn filters_select_by_role_and_email_prefix_and_refuse_unknown_fields() {
         listed(not_ops),
         sorted(vec![a2.id.clone(), app.admin_id.to_string()])
     );
+    // `%` and `_` in a prefix match themselves only, with `=` and with `!=`.
+    let off = app
+        .create_user("50%_Off@tenant.test", &[pb::Role::Auditor])
+        .await;
+    let offer = app
+        .create_user("50xyOffer@tenant.test", &[pb::Role::Auditor])
+        .await;
+    let literal = list(&app, &app.admin_token, filtered("email = \"50%_o*\""))
+        .await
+        .unwrap()
+        .users;
+    assert_eq!(listed(literal), vec![off.id.clone()]);
+    let not_literal = list(
+        &app,
+        &app.admin_token,
+        filtered("email = \"50*\" AND email != \"50%_*\""),
+    )
+    .await
+    .unwrap()
+    .users;
+    assert_eq!(listed(not_literal), vec![offer.id.clone()]);
 
     for bad in [
         "display_name = \"x\"",

@@ -1121,6 +1121,27 @@ async fn filters_select_by_role_country_status_and_case_insensitive_name_prefix(
         listed_names(&app, "role = PARTNER_ROLE_SUPPLIER", true).await,
         ["Alpha Steel", "Alphabet Soup", "Bravo Foods"]
     );
+
+    // `%` and `_` in a prefix match themselves only, with `=` and with `!=`: "50% O" is no
+    // pattern that "50X Offer" matches.
+    app.create_partner(named("50% Off_Co", "DE"), &[]).await;
+    app.create_partner(named("50X Offer", "DE"), &[]).await;
+    let literal: &[(&str, &[&str])] = &[
+        ("display_name = \"50% O*\"", &["50% Off_Co", "50% Outlet"]),
+        ("display_name = \"50% off_*\"", &["50% Off_Co"]),
+        (
+            "display_name = \"50*\" AND display_name != \"50% O*\"",
+            &["500 Parts", "50X Offer"],
+        ),
+        ("display_name = \"50_*\"", &[]),
+    ];
+    for (filter, expected) in literal {
+        assert_eq!(
+            listed_names(&app, filter, false).await,
+            *expected,
+            "filter {filter:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -1476,6 +1476,17 @@ async fn shipments_are_got_by_id_and_listed_in_pages_ordered_and_filtered() {
         listed(&stack, "reference = \"U_*\"", "", false).await,
         ["U_1"]
     );
+    // Nor in a negated one: `!= "U_*"` leaves out U_1 only, not UX1.
+    assert_eq!(
+        listed(
+            &stack,
+            "reference = \"U*\" AND reference != \"U_*\"",
+            "",
+            false
+        )
+        .await,
+        ["UX1"]
+    );
 
     // Deleted ones only with show_deleted, marked as such.
     let gone = delete(&stack, &created[0].id, "").await.unwrap();

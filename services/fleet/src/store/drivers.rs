@@ -1,7 +1,6 @@
 //! Drivers. Licence numbers and phones arrive sealed and leave sealed.
 
 use logistics_platform::Error;
-use logistics_platform::aip::escape_like;
 use logistics_platform::context::Tx;
 use logistics_platform::error::{Resource, UniqueConstraint};
 use sqlx::{Postgres, QueryBuilder};
@@ -310,13 +309,17 @@ pub async fn list(tx: &mut Tx, query: &ListQuery) -> Result<Vec<DriverRow>, Erro
                 });
                 sql.push_bind(name.clone()).push(")");
             }
+            // starts_with, not LIKE: the prefix is matched literally, no escaping. Under
+            // row-level security this still only filters: lower() is not leakproof, so
+            // starts_with(lower(name), ..) cannot become an index condition on drivers_by_name.
             Condition::NamePrefix(prefix, negated) => {
                 sql.push(if *negated {
-                    " AND lower(name) NOT LIKE "
+                    " AND NOT starts_with(lower(name), "
                 } else {
-                    " AND lower(name) LIKE "
+                    " AND starts_with(lower(name), "
                 });
-                sql.push_bind(format!("{}%", escape_like(&prefix.to_lowercase())));
+                sql.push_bind(prefix.to_lowercase());
+                sql.push(")");
             }
         }
     }

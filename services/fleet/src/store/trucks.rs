@@ -1,7 +1,6 @@
 //! Trucks.
 
 use logistics_platform::Error;
-use logistics_platform::aip::escape_like;
 use logistics_platform::context::Tx;
 use logistics_platform::error::{Resource, UniqueConstraint};
 use rust_decimal::Decimal;
@@ -289,13 +288,16 @@ pub async fn list(tx: &mut Tx, query: &ListQuery) -> Result<Vec<TruckRow>, Error
                 });
                 sql.push_bind(key.clone());
             }
+            // starts_with, not LIKE: it is leakproof, so under row-level security it can still
+            // become an index condition (trucks_by_plate_prefix); LIKE can only filter.
             Condition::PlatePrefix(prefix, negated) => {
                 sql.push(if *negated {
-                    " AND plate_key NOT LIKE "
+                    " AND NOT starts_with(plate_key, "
                 } else {
-                    " AND plate_key LIKE "
+                    " AND starts_with(plate_key, "
                 });
-                sql.push_bind(format!("{}%", escape_like(prefix)));
+                sql.push_bind(prefix.clone());
+                sql.push(")");
             }
         }
     }

@@ -409,17 +409,17 @@ pub async fn list(tx: &mut Tx, query: &ListQuery) -> Result<Vec<UserRow>, Error>
                 });
                 sql.push_bind(email.clone()).push(")");
             }
+            // starts_with, not LIKE: the prefix is matched literally, no escaping. Under
+            // row-level security this still only filters: lower() is not leakproof, so
+            // starts_with(lower(email), ..) cannot become an index condition.
             Condition::EmailStartsWith(prefix, negated) => {
-                let pattern = format!(
-                    "{}%",
-                    logistics_platform::aip::escape_like(&prefix.to_lowercase())
-                );
                 sql.push(if *negated {
-                    " AND lower(email) NOT LIKE "
+                    " AND NOT starts_with(lower(email), "
                 } else {
-                    " AND lower(email) LIKE "
+                    " AND starts_with(lower(email), "
                 });
-                sql.push_bind(pattern);
+                sql.push_bind(prefix.to_lowercase());
+                sql.push(")");
             }
             Condition::HasRole(role, negated) => {
                 sql.push(if *negated { " AND NOT (" } else { " AND (" });

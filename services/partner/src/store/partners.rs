@@ -9,7 +9,6 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::partner::{NewPartner, PartnerKind, PartnerRole, PartnerStatus};
-use logistics_platform::aip::escape_like;
 
 /// Resource kind in error details.
 pub const KIND: &str = "logistics.partner.v1.Partner";
@@ -473,13 +472,18 @@ pub async fn list(tx: &mut Tx, query: &ListQuery) -> Result<Vec<PartnerRow>, Err
                 });
                 sql.push_bind(name.clone()).push(")");
             }
+            // starts_with, not LIKE: the prefix is matched literally, no escaping. Under
+            // row-level security this still only filters: name_key is lower(display_name) and
+            // lower() is not leakproof, so it cannot become an index condition on
+            // partners_name_order.
             Condition::NamePrefix(prefix, negated) => {
                 sql.push(if *negated {
-                    " AND name_key NOT LIKE "
+                    " AND NOT starts_with(name_key, "
                 } else {
-                    " AND name_key LIKE "
+                    " AND starts_with(name_key, "
                 });
-                sql.push_bind(format!("{}%", escape_like(&prefix.to_lowercase())));
+                sql.push_bind(prefix.to_lowercase());
+                sql.push(")");
             }
         }
     }

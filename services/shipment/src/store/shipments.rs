@@ -434,12 +434,15 @@ pub async fn list(
             Condition::Driver(_, n) => ("driver_id", n),
             Condition::ReferencePrefix(_, n) => ("reference", n),
         };
+        // starts_with, not LIKE: it is leakproof, so under row-level security it can still
+        // become an index condition (shipments_by_reference_prefix); LIKE can only filter.
         if let Condition::ReferencePrefix(prefix, _) = condition {
             sql.push(format!(
-                " AND {}reference LIKE ",
+                " AND {}starts_with(reference, ",
                 if *negated { "NOT " } else { "" }
             ));
-            sql.push_bind(format!("{}%", logistics_platform::aip::escape_like(prefix)));
+            sql.push_bind(prefix.clone());
+            sql.push(")");
             continue;
         }
         sql.push(format!(
