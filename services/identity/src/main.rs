@@ -12,6 +12,12 @@ use logistics_platform::service::SchemaCommand;
 use logistics_platform::{server, telemetry};
 use secrecy::SecretString;
 
+/// jemalloc, purging freed pages in the background: argon2 takes 19 MiB per hash, and glibc's
+/// malloc keeps such blocks in each blocking thread's arena after the hash (its mmap threshold
+/// grows to fit them), so the process would stay hundreds of MiB large after a burst of logins.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The identity service of the logistics platform.
 #[derive(Debug, Parser)]
 #[command(version, about)]
