@@ -340,6 +340,9 @@ pub fn cursor_after(row: &TruckRow, order: Order) -> Cursor {
 /// Active, live trucks that carry at least `min_payload_kg` and `min_volume_m3` and are free
 /// for the whole `window`: no active assignment and no live maintenance overlaps it. Smallest
 /// fitting trucks first, so big ones stay free for big loads.
+///
+/// The busy trucks are found once (`NOT IN`, hashed subplans), not once per truck: see
+/// `drivers::available`.
 pub async fn available(
     tx: &mut Tx,
     window: &Window,
@@ -351,10 +354,10 @@ pub async fn available(
         "{SELECT} t WHERE deleted_at IS NULL AND status = 'active' \
            AND ($2::numeric IS NULL OR payload_capacity_kg >= $2) \
            AND ($3::numeric IS NULL OR volume_capacity_m3 >= $3) \
-           AND NOT EXISTS (SELECT 1 FROM fleet.assignments a WHERE a.tenant_id = t.tenant_id \
-                 AND a.truck_id = t.id AND a.status = 'active' AND a.time_window && $1) \
-           AND NOT EXISTS (SELECT 1 FROM fleet.maintenance_records m WHERE m.tenant_id = t.tenant_id \
-                 AND m.truck_id = t.id AND m.deleted_at IS NULL AND m.scheduled_window && $1) \
+           AND t.id NOT IN (SELECT a.truck_id FROM fleet.assignments a \
+                 WHERE a.status = 'active' AND a.time_window && $1) \
+           AND t.id NOT IN (SELECT m.truck_id FROM fleet.maintenance_records m \
+                 WHERE m.deleted_at IS NULL AND m.scheduled_window && $1) \
          ORDER BY payload_capacity_kg, volume_capacity_m3, id LIMIT $4"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
