@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the benchmark on a fresh clone: a release build of the stack on its own database
 # (logistics_bench, recreated each run) and its own ports, two tenants loaded with `bench load`,
-# then `bench run` (extra arguments go to it, e.g. --concurrency 1,8 --seconds 5). Results are
-# printed and written under bench/results/. The stack is stopped afterwards.
+# then `bench run` (extra arguments go to it, e.g. --concurrency 1,8 --seconds 5; BENCH_SCALE=0.1
+# loads a tenth of the data set). Results are printed and written under bench/results/. The
+# stack is stopped afterwards.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -21,24 +22,30 @@ export DEMO_ADMIN_EMAIL=admin@bench.example
 export DEMO_ADMIN_PASSWORD=bench-admin-password
 SECOND_TENANT_ID=01930000-0000-7000-8000-00000000b002
 
+mkdir -p "$STACK_DIR"
 ADMIN_URL="$("$REPO/scripts/ensure-postgres.sh")"
 "$REPO/scripts/stack.sh" down
 psql -X -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $STACK_DATABASE WITH (FORCE)" >/dev/null
 log "starting the stack (release build; the first build takes several minutes)"
-"$REPO/scripts/stack.sh" up >"$STACK_DIR.up.out" 2>&1 || die "stack did not start: $(tail -n 20 "$STACK_DIR.up.out")"
+"$REPO/scripts/stack.sh" up >"$STACK_DIR/up.out" 2>&1 || die "stack did not start: $(tail -n 20 "$STACK_DIR/up.out")"
 trap '"$REPO/scripts/stack.sh" down' EXIT
 set -a
 source "$STACK_DIR/secrets.env"
 set +a
 
-(cd "$REPO" && cargo build --quiet --locked --release -p bench --bin bench --bin identity)
+(cd "$REPO" && cargo build --quiet --locked --release -p bench --bin bench)
 BIN="$REPO/target/release"
 BENCH_ADMIN_URL="$(database_url_for "$ADMIN_URL" "$(admin_user "$ADMIN_URL")" "$(admin_password "$ADMIN_URL")")"
 "$BIN/identity" bootstrap --database-url "$(database_url_for "$ADMIN_URL" identity_app "$IDENTITY_APP_PASSWORD")" \
   --tenant-id "$SECOND_TENANT_ID" --admin-email "$DEMO_ADMIN_EMAIL" --admin-password "$DEMO_ADMIN_PASSWORD" >/dev/null
 
-"$BIN/bench" --database-url "$BENCH_ADMIN_URL" load --tenant "$DEMO_TENANT_ID" --tenant "$SECOND_TENANT_ID"
-BENCH_PASSWORD="$DEMO_ADMIN_PASSWORD" \
-  BENCH_INVENTORY_DATABASE_URL="$(database_url_for "$ADMIN_URL" inventory_app "$INVENTORY_APP_PASSWORD")" \
+export BENCH_DATABASE_URL="$BENCH_ADMIN_URL" BENCH_PASSWORD="$DEMO_ADMIN_PASSWORD"
+"$BIN/bench" load --tenant "$DEMO_TENANT_ID" --tenant "$SECOND_TENANT_ID" --email "$DEMO_ADMIN_EMAIL" \
+  --identity-url "http://$IDENTITY_ADDR" --partner-url "http://$PARTNER_ADDR" --fleet-url "http://$FLEET_ADDR" \
+  ${BENCH_SCALE:+--scale "$BENCH_SCALE"}
+BENCH_INVENTORY_DATABASE_URL="$(database_url_for "$ADMIN_URL" inventory_app "$INVENTORY_APP_PASSWORD")" \
+  BENCH_PARTNER_DATABASE_URL="$(database_url_for "$ADMIN_URL" partner_app "$PARTNER_APP_PASSWORD")" \
   "$BIN/bench" run --identity-url "http://$IDENTITY_ADDR" --inventory-url "http://$INVENTORY_ADDR" \
+  --partner-url "http://$PARTNER_ADDR" --shipment-url "http://$SHIPMENT_ADDR" \
+  --metrics-url "http://$IDENTITY_METRICS_ADDR/metrics,http://$PARTNER_METRICS_ADDR/metrics,http://$FLEET_METRICS_ADDR/metrics,http://$INVENTORY_METRICS_ADDR/metrics,http://$SHIPMENT_METRICS_ADDR/metrics" \
   --tenant "$DEMO_TENANT_ID" --email "$DEMO_ADMIN_EMAIL" --pid-dir "$STACK_DIR" --out "$REPO/bench/results" "$@"

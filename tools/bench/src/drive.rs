@@ -6,7 +6,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 /// What one scenario did at one concurrency.
@@ -62,9 +65,16 @@ where
     let started = Instant::now();
     let measure_from = started + timing.warmup;
     let until = measure_from + timing.measure;
+    let done = Arc::new(AtomicU64::new(0));
+    let progress = progress(
+        format!("{scenario} {path} c={concurrency}"),
+        until - started,
+        done.clone(),
+    );
     let mut workers = Vec::with_capacity(concurrency as usize);
     for worker in 0..concurrency {
         let op = op.clone();
+        let done = done.clone();
         workers.push(tokio::spawn(async move {
             let mut latencies = histogram()?;
             let mut errors = BTreeMap::<String, u64>::new();
@@ -77,6 +87,7 @@ where
                 }
                 let result = op(worker, iteration).await;
                 iteration += 1;
+                done.fetch_add(1, Ordering::Relaxed);
                 if begun < measure_from {
                     continue;
                 }
@@ -109,6 +120,7 @@ where
     }
     // Operations still running at the deadline finish after it; they count, so does their time.
     let seconds = (Instant::now() - measure_from).as_secs_f64();
+    progress.abort();
     let ms = |q: f64| latencies.value_at_quantile(q) as f64 / 1000.0;
     Ok(Outcome {
         scenario: scenario.to_owned(),
@@ -123,6 +135,33 @@ where
         p99_ms: ms(0.99),
         error_kinds,
     })
+}
+
+/// A bar on the terminal (none when stderr is not one, as in CI) filling over the run's time,
+/// with the operations done so far; it clears itself when the task is aborted.
+fn progress(label: String, length: Duration, done: Arc<AtomicU64>) -> tokio::task::JoinHandle<()> {
+    let bar = ProgressBar::new(u64::try_from(length.as_millis()).unwrap_or(u64::MAX));
+    if let Ok(style) = ProgressStyle::with_template("{msg:40} [{bar:30}] {elapsed}/{duration}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let started = Instant::now();
+    tokio::spawn(async move {
+        let _clear = Clear(bar.clone());
+        loop {
+            bar.set_position(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+            bar.set_message(format!("{label}: {} calls", done.load(Ordering::Relaxed)));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+/// Clears the bar when the ticker is dropped (aborted).
+struct Clear(ProgressBar);
+
+impl Drop for Clear {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
 }
 
 /// Latencies in microseconds: 1 µs to 60 s, 3 significant digits.

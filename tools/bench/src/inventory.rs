@@ -15,6 +15,8 @@ use pb::inventory_service_server::InventoryService as _;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+use crate::call::{authed, grpc, local};
+
 /// What the scenarios work on, read once from the loaded tenant.
 #[derive(Clone)]
 pub struct Fixture {
@@ -82,11 +84,8 @@ impl Target {
         self.fixture.levels[n % self.fixture.levels.len()]
     }
 
-    /// The request as the auth layer hands it to the handler: the verified caller attached.
     fn local<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        request.extensions_mut().insert(Caller::clone(&self.caller));
-        request
+        local(&self.caller, message)
     }
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
@@ -164,20 +163,4 @@ impl Target {
             }
         }
     }
-}
-
-/// `message` with `token` as its bearer credential.
-pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Ok(value) = format!("Bearer {token}").parse() {
-        request.metadata_mut().insert("authorization", value);
-    }
-    request
-}
-
-/// A call's outcome as the driver counts it: the status code and message of a failure.
-pub fn grpc<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Result<(), String> {
-    result
-        .map(|_| ())
-        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
 }

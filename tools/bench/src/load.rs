@@ -12,6 +12,13 @@ use anyhow::Context as _;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
+pub mod shipments;
+
+/// `n` times `factor`, rounded, at least 1: the scaled-down sizes of quick runs and tests.
+pub fn scale(n: u32, factor: f64) -> u32 {
+    ((f64::from(n) * factor).round() as u32).max(1)
+}
+
 /// How much to load into one tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Size {
@@ -40,10 +47,10 @@ impl Size {
 
     /// `FULL` scaled down (at least one of everything), for tests and quick runs.
     pub fn scaled(factor: f64) -> Self {
-        let scale = |n: u32| ((f64::from(n) * factor).round() as u32).max(1);
-        let warehouses = scale(Self::FULL.warehouses);
+        let of = |n: u32| scale(n, factor);
+        let warehouses = of(Self::FULL.warehouses);
         Self {
-            materials: scale(Self::FULL.materials),
+            materials: of(Self::FULL.materials),
             warehouses,
             warehouses_per_material: Self::FULL.warehouses_per_material.min(warehouses),
             ..Self::FULL

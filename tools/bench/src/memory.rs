@@ -1,5 +1,5 @@
 //! Resident memory of the services under test, read from `/proc/<pid>/status` (pids from the
-//! stack's pid files): idle before the scenarios, and the peak sampled every 100 ms while they run.
+//! stack's pid files): idle before the scenarios (once the fixtures have settled), and the peak sampled every 100 ms while they run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use serde::Serialize;
 /// One service's memory, in MiB.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Memory {
-    /// Resident before any scenario ran.
+    /// Resident before any scenario ran, after the fixtures settled.
     pub idle_mib: f64,
     /// Highest resident size sampled while the scenarios ran.
     pub peak_mib: f64,

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use logistics_platform::aip::PageTokens;
-use logistics_proto::identity::v1 as idpb;
 use logistics_proto::inventory::v1 as pb;
 use serde::Serialize;
 use tonic::transport::Channel;
@@ -15,9 +13,13 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use uuid::Uuid;
 
+use crate::call::{self, Session, authed, grpc};
 use crate::drive::{self, Outcome, Timing};
-use crate::inventory::{Fixture, Path, Target, authed, grpc};
+use crate::inventory::{Fixture, Path, Target};
+use crate::login::{self, LoginPath};
 use crate::memory::{Memory, Sampler};
+use crate::partner::{self, PartnerArgs};
+use crate::shipment::{self, PlanCheck};
 
 /// Where the running stack is and who to log in as.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,6 +36,15 @@ pub struct RunArgs {
     /// Inventory's page-token key (standard base64), so in-process pages match the service's.
     #[arg(long, env = "INVENTORY_PAGE_TOKEN_KEY", hide_env_values = true)]
     pub inventory_page_token_key: String,
+    /// Partner's address, keys and runtime-role URL.
+    #[command(flatten)]
+    pub partner: PartnerArgs,
+    /// Shipment's gRPC address.
+    #[arg(long, default_value = "http://127.0.0.1:50055")]
+    pub shipment_url: String,
+    /// The services' `/metrics` addresses, to count the calls a PlanShipment makes.
+    #[arg(long = "metrics-url", value_delimiter = ',')]
+    pub metrics_urls: Vec<String>,
     /// Pool size of the in-process path: the service's DATABASE_MAX_CONNECTIONS.
     #[arg(long, default_value_t = 10)]
     pub pool_size: u32,
@@ -55,6 +66,10 @@ pub struct RunArgs {
     /// Seconds of warm-up before each measurement.
     #[arg(long, default_value_t = 2)]
     pub warmup_seconds: u64,
+    /// Seconds to wait after the fixtures (160 users made, so 160 password hashes) before idle
+    /// memory is read: jemalloc returns freed pages after 10 s.
+    #[arg(long, default_value_t = 12)]
+    pub settle_seconds: u64,
     /// Directory of the stack's `<service>.pid` files, for resident memory.
     #[arg(long)]
     pub pid_dir: Option<std::path::PathBuf>,
@@ -70,27 +85,18 @@ pub struct Report {
     pub outcomes: Vec<Outcome>,
     /// Each service's memory.
     pub memory: BTreeMap<String, Memory>,
+    /// Calls per PlanShipment, by `service/method` (empty without `--metrics-url`).
+    pub calls_per_plan: BTreeMap<String, f64>,
+    /// The books after the PlanShipment runs.
+    pub plan_check: PlanCheck,
 }
 
-/// Runs every scenario and writes the results.
-pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
-    let identity = Channel::from_shared(args.identity_url.clone())?
-        .connect()
-        .await?;
-    let login = idpb::identity_service_client::IdentityServiceClient::new(identity)
-        .login(idpb::LoginRequest {
-            tenant_id: args.tenant.to_string(),
-            email: args.email.clone(),
-            password: args.password.clone(),
-        })
-        .await
-        .context("logging in")?
-        .into_inner();
-    let token = login.tokens.context("no tokens")?.access_token;
-    let user_id: Uuid = login.user.context("no user")?.id.parse()?;
-    let channel = Channel::from_shared(args.inventory_url.clone())?
-        .connect()
-        .await?;
+/// Runs every scenario and writes the results; `admin_url` (a superuser) checks the books
+/// after PlanShipment.
+pub async fn run(args: RunArgs, admin_url: &str) -> anyhow::Result<Report> {
+    let Session { token, user_id } =
+        call::login(&args.identity_url, args.tenant, &args.email, &args.password).await?;
+    let channel = call::channel(&args.inventory_url).await?;
     let client = pb::inventory_service_client::InventoryServiceClient::new(channel.clone());
     let key = logistics_platform::config::parse_key32(&args.inventory_page_token_key)
         .map_err(anyhow::Error::msg)?;
@@ -100,12 +106,31 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
         page_tokens: PageTokens::new(key.0),
     };
     let fixture = fixture(&client, &token).await?;
-    let target = Target::new(client, token, state, args.tenant, user_id, fixture);
+    let target = Target::new(
+        client.clone(),
+        token.clone(),
+        state,
+        args.tenant,
+        user_id,
+        fixture,
+    );
+    let partners = partner::Target::new(
+        &args.partner,
+        args.pool_size,
+        token.clone(),
+        target.caller.clone(),
+    )
+    .await?;
+    let logins =
+        login::Target::new(&args.identity_url, args.tenant, &token, &args.password).await?;
+    let plans = shipment::Target::new(&args.shipment_url, token.clone()).await?;
+    let mut plan_calls = BTreeMap::<String, u64>::new();
     let timing = Timing {
         warmup: Duration::from_secs(args.warmup_seconds),
         measure: Duration::from_secs(args.seconds),
     };
 
+    tokio::time::sleep(Duration::from_secs(args.settle_seconds)).await;
     let sampler = args.pid_dir.as_deref().map(|dir| {
         Sampler::start(
             dir,
@@ -147,11 +172,55 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
                 .list_stock_levels(path, false));
             scenario!("ListStockLevels deep", |t| t.list_stock_levels(path, true));
             scenario!("ReserveStock+Release", |t| t.reserve_and_release(path));
+            let partners = partners.clone();
+            outcomes.push(
+                drive::drive("CreatePartner", name, c, timing, move |_, _| {
+                    let t = partners.clone();
+                    async move { t.create_partner(path).await }
+                })
+                .await?,
+            );
+            print(outcomes.last());
         }
+        for (path, name) in [(LoginPath::Grpc, "grpc"), (LoginPath::Argon2, "argon2")] {
+            let logins = logins.clone();
+            outcomes.push(
+                drive::drive("Login", name, c, timing, move |_, _| {
+                    let t = logins.clone();
+                    async move { t.login(path).await }
+                })
+                .await?,
+            );
+            print(outcomes.last());
+        }
+        let planner = plans.clone();
+        let before = shipment::calls(&args.metrics_urls).await?;
+        outcomes.push(
+            drive::drive("PlanShipment", "grpc", c, timing, move |_, _| {
+                let t = planner.clone();
+                async move { t.plan().await }
+            })
+            .await?,
+        );
+        for (method, after) in shipment::calls(&args.metrics_urls).await? {
+            let n = after.saturating_sub(before.get(&method).copied().unwrap_or(0));
+            if n > 0 {
+                *plan_calls.entry(method).or_default() += n;
+            }
+        }
+        print(outcomes.last());
     }
+    let tried = plans.used().max(1) as f64;
+    let calls_per_plan = plan_calls
+        .into_iter()
+        .map(|(method, n)| (method, n as f64 / tried))
+        .collect::<BTreeMap<_, _>>();
+    let plan_check = shipment::check(admin_url, args.tenant, &mut client.clone(), &token).await?;
     let report = Report {
         outcomes,
         memory: sampler.map(Sampler::finish).unwrap_or_default(),
+        calls_per_plan,
+        plan_check,
     };
     summary(&report.outcomes);
     for (service, m) in &report.memory {
@@ -160,9 +229,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<Report> {
             m.idle_mib, m.peak_mib, m.high_water_mib
         );
     }
+    println!(
+        "\nPlanShipment: {} of {} loaded drafts tried; calls per plan, by the services' metrics:",
+        plans.used(),
+        plans.available()
+    );
+    for (method, n) in &report.calls_per_plan {
+        println!("  {method:<48} {n:>6.2}");
+    }
+    println!(
+        "books after planning: {:?} ({})",
+        report.plan_check,
+        if report.plan_check.clean() {
+            "clean"
+        } else {
+            "NOT CLEAN"
+        }
+    );
     std::fs::create_dir_all(&args.out)?;
     let file = args.out.join(format!(
-        "inventory-{}.json",
+        "bench-{}.json",
         time::OffsetDateTime::now_utc().unix_timestamp()
     ));
     std::fs::write(&file, serde_json::to_vec_pretty(&report)?)?;
