@@ -81,3 +81,56 @@ pub struct SagaConfig {
     #[arg(long, env = "SAGA_STEP_RETRIES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=20))]
     pub step_retries: u32,
 }
+
+impl Config {
+    /// A configuration for tests: listens on an ephemeral port of 127.0.0.1, runs as
+    /// `database_url`, verifies tokens against identity at `identity_url` (plain HTTP/2), calls
+    /// the peers at `peers` (partner, fleet, inventory URLs), with fixed keys, default saga
+    /// settings, no metrics and no TLS.
+    pub fn for_tests(database_url: &str, identity_url: &str, peers: [&str; 3]) -> Self {
+        let [partner_url, fleet_url, inventory_url] = peers.map(str::to_owned);
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database: DatabaseConfig {
+                database_url: secrecy::SecretString::from(database_url.to_owned()),
+                migration_database_url: None,
+                database_max_connections: 10,
+            },
+            auth: AuthConfig {
+                jwt_issuer: "logistics-identity".to_owned(),
+                jwt_audience: "logistics".to_owned(),
+                jwks_min_refresh_seconds: 0,
+            },
+            identity: IdentityClientConfig {
+                identity_url: identity_url.to_owned(),
+                identity_tls_ca: None,
+                client_tls_cert: None,
+                client_tls_key: None,
+            },
+            peers: PeerConfig {
+                partner_url,
+                fleet_url,
+                inventory_url,
+                peer_tls_ca: None,
+                call_timeout_ms: 3000,
+            },
+            saga: SagaConfig {
+                lease_seconds: 30,
+                recovery_interval_ms: 5000,
+                step_retries: 2,
+            },
+            tls: TlsConfig::default(),
+            log_format: LogFormat::Json,
+            keys: KeyConfig {
+                field_encryption_keys: logistics_platform::crypto::Keyring::parse(
+                    "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+                )
+                .expect("a valid test keyring"),
+                blind_index_key: logistics_platform::config::Key32([7; 32]),
+                page_token_key: logistics_platform::config::Key32([9; 32]),
+            },
+            metrics: MetricsConfig::default(),
+            shutdown_grace_seconds: 5,
+        }
+    }
+}
