@@ -5,6 +5,7 @@
 
 pub mod call;
 pub mod drive;
+pub mod explain;
 pub mod inventory;
 pub mod load;
 pub mod login;

@@ -6,19 +6,14 @@
 //! captures. Then the RPCs run over gRPC, and any sequential scan of a table holding more than
 //! a few thousand rows fails the test, naming the query.
 
-use std::collections::BTreeMap;
-
+use bench::explain;
 use bench::load::{self, Size};
 use inventory::schema::{MIGRATOR, SCHEMA};
 use logistics_harness::{Identity, Server, authed};
 use logistics_proto::inventory::v1 as pb;
 use logistics_proto::r#type::v1::Decimal;
 use pb::inventory_service_client::InventoryServiceClient;
-use serde_json::Value;
 use uuid::Uuid;
-
-/// Tables smaller than this may be scanned: a sequential scan is the right plan for them.
-const SMALL_TABLE_ROWS: f32 = 2000.0;
 
 #[tokio::test]
 async fn list_and_get_queries_of_big_tables_use_indexes() {
@@ -37,21 +32,9 @@ async fn list_and_get_queries_of_big_tables_use_indexes() {
         .await
         .expect("load another tenant");
     let admin = db.admin_pool().await.expect("admin pool");
-    for setting in [
-        "session_preload_libraries = 'auto_explain'",
-        "auto_explain.log_min_duration = 0",
-        "auto_explain.log_level = 'notice'",
-        "auto_explain.log_format = 'json'",
-        "auto_explain.log_nested_statements = on",
-    ] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "ALTER ROLE {} IN DATABASE {} SET {setting}",
-            SCHEMA.app_role, db.name
-        )))
-        .execute(&admin)
+    explain::enable(&admin, SCHEMA.app_role, &db.name)
         .await
         .expect("auto_explain for the runtime role");
-    }
 
     let config = inventory::config::Config::for_tests(&db.url_as(SCHEMA.app_role), &identity.url());
     let server =
@@ -237,35 +220,15 @@ async fn list_and_get_queries_of_big_tables_use_indexes() {
         .expect("release");
     server.stop().await;
 
-    let plans = explained(&logs.contents());
+    let plans = explain::explained(&logs.contents());
     assert!(
         plans.len() > 30,
         "auto_explain reported {} plans; is it preloaded?",
         plans.len()
     );
-    let sizes: BTreeMap<String, f32> = sqlx::query_as::<_, (String, f32)>(
-        "SELECT c.relname::text, c.reltuples FROM pg_class c \
-           JOIN pg_namespace n ON n.oid = c.relnamespace \
-          WHERE n.nspname = 'inventory' AND c.relkind = 'r'",
-    )
-    .fetch_all(&admin)
-    .await
-    .expect("table sizes")
-    .into_iter()
-    .collect();
-    let mut scans = Vec::new();
-    for (query, plan) in &plans {
-        let mut relations = Vec::new();
-        seq_scans(plan, &mut relations);
-        for relation in relations {
-            let rows = sizes.get(&relation).copied().unwrap_or(0.0);
-            if rows > SMALL_TABLE_ROWS {
-                scans.push(format!("{relation} ({rows} rows) in: {query}"));
-            }
-        }
-    }
-    scans.sort();
-    scans.dedup();
+    let scans = explain::big_seq_scans(&admin, "inventory", &plans)
+        .await
+        .expect("table sizes");
     assert!(
         scans.is_empty(),
         "sequential scans of big tables:\n{}",
@@ -281,37 +244,5 @@ async fn list_and_get_queries_of_big_tables_use_indexes() {
             plans.iter().any(|(q, _)| q.contains(needle)),
             "no plan of a query on {needle}"
         );
-    }
-}
-
-/// The (query text, plan) pairs auto_explain sent as notices, from the captured JSON log.
-fn explained(log: &str) -> Vec<(String, Value)> {
-    log.lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| line["target"] == "sqlx::postgres::notice")
-        .filter_map(|line| {
-            let message = line["fields"]["message"].as_str()?.to_owned();
-            let json = &message[message.find('{')?..];
-            let explained: Value = serde_json::from_str(json).ok()?;
-            Some((
-                explained["Query Text"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                explained["Plan"].clone(),
-            ))
-        })
-        .collect()
-}
-
-/// The relations `plan` reads with a sequential scan.
-fn seq_scans(plan: &Value, into: &mut Vec<String>) {
-    if plan["Node Type"] == "Seq Scan"
-        && let Some(relation) = plan["Relation Name"].as_str()
-    {
-        into.push(relation.to_owned());
-    }
-    for child in plan["Plans"].as_array().into_iter().flatten() {
-        seq_scans(child, into);
     }
 }

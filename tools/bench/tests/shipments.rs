@@ -48,23 +48,25 @@ async fn loaded_shipments_are_consistent_drafts_and_cancellations() {
             .expect("inventory");
         // Four customers with a default shipping address, and a supplier that must not be
         // shipped to.
+        shipments::plain_customers(&db.admin_url(), t, 4)
+            .await
+            .expect("customers");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "INSERT INTO partner.partners (tenant_id, id, kind, legal_name, display_name, \
                  country_code, default_currency_code) \
-             SELECT '{t}', gen_random_uuid(), 'organization', 'P' || i, 'P' || i, 'DE', 'EUR' \
-               FROM generate_series(1, 5) AS i; \
+             VALUES ('{t}', gen_random_uuid(), 'organization', 'Supplier AG', 'Supplier', 'DE', 'EUR'); \
              INSERT INTO partner.partner_roles (tenant_id, partner_id, role) \
-             SELECT tenant_id, id, CASE WHEN legal_name = 'P5' THEN 'supplier' ELSE 'customer' END \
-               FROM partner.partners WHERE tenant_id = '{t}'; \
+             SELECT tenant_id, id, 'supplier' FROM partner.partners \
+              WHERE tenant_id = '{t}' AND legal_name = 'Supplier AG'; \
              INSERT INTO partner.addresses (tenant_id, id, partner_id, kind, line1, city, \
                  postal_code, country_code, is_default) \
-             SELECT tenant_id, gen_random_uuid(), id, 'shipping', 'Street ' || legal_name, \
-                    'Berlin', '10115', 'DE', true \
-               FROM partner.partners WHERE tenant_id = '{t}'"
+             SELECT tenant_id, gen_random_uuid(), id, 'shipping', 'Supplier street', 'Berlin', \
+                    '10115', 'DE', true \
+               FROM partner.partners WHERE tenant_id = '{t}' AND legal_name = 'Supplier AG'"
         )))
         .execute(&admin)
         .await
-        .expect("customers");
+        .expect("a supplier");
     }
     let wanted = Shipments {
         history: 50,

@@ -195,3 +195,35 @@ pub async fn load(admin_url: &str, tenant_id: Uuid, size: Shipments) -> anyhow::
     conn.close().await?;
     Ok(u64::try_from(loaded)?)
 }
+
+/// `n` customers of `tenant_id` with a default shipping address, straight in SQL: for tests and
+/// EXPLAIN runs that need shipments without the partner service (no sealed fields are set).
+pub async fn plain_customers(admin_url: &str, tenant_id: Uuid, n: u32) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect(admin_url).await?;
+    let mut tx = conn.begin().await?;
+    for sql in [
+        "INSERT INTO partner.partners (tenant_id, id, kind, legal_name, display_name, \
+             country_code, default_currency_code) \
+         SELECT $1, gen_random_uuid(), 'organization', format('Customer %s GmbH', i), \
+                format('Customer %s', i), 'DE', 'EUR' \
+           FROM generate_series(1, $2) AS i",
+        "INSERT INTO partner.partner_roles (tenant_id, partner_id, role) \
+         SELECT tenant_id, id, 'customer' FROM partner.partners \
+          WHERE tenant_id = $1 AND legal_name LIKE 'Customer % GmbH' AND $2 > 0",
+        "INSERT INTO partner.addresses (tenant_id, id, partner_id, kind, line1, city, \
+             postal_code, country_code, is_default) \
+         SELECT tenant_id, gen_random_uuid(), id, 'shipping', 'Street ' || display_name, \
+                'Berlin', '10115', 'DE', true \
+           FROM partner.partners WHERE tenant_id = $1 AND legal_name LIKE 'Customer % GmbH' AND $2 > 0",
+    ] {
+        sqlx::query(sql)
+            .bind(tenant_id)
+            .bind(i64::from(n))
+            .execute(&mut *tx)
+            .await
+            .context("loading plain customers")?;
+    }
+    tx.commit().await?;
+    conn.close().await?;
+    Ok(())
+}
