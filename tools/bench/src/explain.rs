@@ -93,3 +93,34 @@ pub async fn big_seq_scans(
     scans.dedup();
     Ok(scans)
 }
+
+/// What an EXPLAIN test checks once its calls have run: at least `min_plans` plans arrived in
+/// `log`, none reads a big table of `schema` sequentially, and some plan reads each of `tables`.
+/// The error names every offending query.
+pub async fn check(
+    admin: &PgPool,
+    schema: &str,
+    log: &str,
+    min_plans: usize,
+    tables: &[&str],
+) -> anyhow::Result<()> {
+    let plans = explained(log);
+    anyhow::ensure!(
+        plans.len() >= min_plans,
+        "auto_explain reported {} plans; is it preloaded?",
+        plans.len()
+    );
+    let scans = big_seq_scans(admin, schema, &plans).await?;
+    anyhow::ensure!(
+        scans.is_empty(),
+        "sequential scans of big tables:\n{}",
+        scans.join("\n")
+    );
+    for table in tables {
+        anyhow::ensure!(
+            plans.iter().any(|(q, _)| q.contains(table)),
+            "no plan of a query on {table}"
+        );
+    }
+    Ok(())
+}
