@@ -23,19 +23,16 @@ pub async fn login(
     email: &str,
     password: &str,
 ) -> anyhow::Result<Session> {
-    let channel = Channel::from_shared(identity_url.to_owned())?
-        .connect()
-        .await
-        .with_context(|| format!("connecting to identity at {identity_url}"))?;
-    let login = idpb::identity_service_client::IdentityServiceClient::new(channel)
-        .login(idpb::LoginRequest {
-            tenant_id: tenant_id.to_string(),
-            email: email.to_owned(),
-            password: password.to_owned(),
-        })
-        .await
-        .context("logging in")?
-        .into_inner();
+    let login =
+        idpb::identity_service_client::IdentityServiceClient::new(channel(identity_url).await?)
+            .login(idpb::LoginRequest {
+                tenant_id: tenant_id.to_string(),
+                email: email.to_owned(),
+                password: password.to_owned(),
+            })
+            .await
+            .context("logging in")?
+            .into_inner();
     Ok(Session {
         token: login.tokens.context("no tokens")?.access_token,
         user_id: login.user.context("no user")?.id.parse()?,

@@ -139,76 +139,55 @@ pub async fn run(args: RunArgs, admin_url: &str) -> anyhow::Result<Report> {
     });
     let mut outcomes = Vec::new();
     for &c in &args.concurrency {
+        // Drives `$call` (with `$t` a clone of `$target`) as scenario `$label` over `$path`.
+        macro_rules! scenario {
+            ($label:expr, $path:expr, $target:expr, |$t:ident| $call:expr) => {{
+                let target = $target.clone();
+                outcomes.push(
+                    drive::drive($label, $path, c, timing, move |_, _| {
+                        let $t = target.clone();
+                        async move { $call }
+                    })
+                    .await?,
+                );
+                print(outcomes.last());
+            }};
+        }
         let health = HealthClient::new(channel.clone());
-        outcomes.push(
-            drive::drive("Health", "bare-grpc", c, timing, move |_, _| {
-                let mut health = health.clone();
-                async move { grpc(health.check(HealthCheckRequest::default()).await) }
-            })
-            .await?,
-        );
-        print(outcomes.last());
+        scenario!("Health", "bare-grpc", health, |h| grpc(
+            h.clone().check(HealthCheckRequest::default()).await
+        ));
         for path in [Path::Grpc, Path::Database] {
             let name = if path == Path::Grpc {
                 "grpc"
             } else {
                 "database"
             };
-            macro_rules! scenario {
-                ($label:expr, |$t:ident| $call:expr) => {{
-                    let target = target.clone();
-                    outcomes.push(
-                        drive::drive($label, name, c, timing, move |_, _| {
-                            let $t = target.clone();
-                            async move { $call.await }
-                        })
-                        .await?,
-                    );
-                    print(outcomes.last());
-                }};
-            }
-            scenario!("GetMaterial", |t| t.get_material(path));
-            scenario!("ListStockLevels first", |t| t
-                .list_stock_levels(path, false));
-            scenario!("ListStockLevels deep", |t| t.list_stock_levels(path, true));
-            scenario!("ReserveStock+Release", |t| t.reserve_and_release(path));
-            let partners = partners.clone();
-            outcomes.push(
-                drive::drive("CreatePartner", name, c, timing, move |_, _| {
-                    let t = partners.clone();
-                    async move { t.create_partner(path).await }
-                })
-                .await?,
-            );
-            print(outcomes.last());
+            scenario!("GetMaterial", name, target, |t| t.get_material(path).await);
+            scenario!("ListStockLevels first", name, target, |t| t
+                .list_stock_levels(path, false)
+                .await);
+            scenario!("ListStockLevels deep", name, target, |t| t
+                .list_stock_levels(path, true)
+                .await);
+            scenario!("ReserveStock+Release", name, target, |t| t
+                .reserve_and_release(path)
+                .await);
+            scenario!("CreatePartner", name, partners, |t| t
+                .create_partner(path)
+                .await);
         }
         for (path, name) in [(LoginPath::Grpc, "grpc"), (LoginPath::Argon2, "argon2")] {
-            let logins = logins.clone();
-            outcomes.push(
-                drive::drive("Login", name, c, timing, move |_, _| {
-                    let t = logins.clone();
-                    async move { t.login(path).await }
-                })
-                .await?,
-            );
-            print(outcomes.last());
+            scenario!("Login", name, logins, |t| t.login(path).await);
         }
-        let planner = plans.clone();
         let before = shipment::calls(&args.metrics_urls).await?;
-        outcomes.push(
-            drive::drive("PlanShipment", "grpc", c, timing, move |_, _| {
-                let t = planner.clone();
-                async move { t.plan().await }
-            })
-            .await?,
-        );
+        scenario!("PlanShipment", "grpc", plans, |t| t.plan().await);
         for (method, after) in shipment::calls(&args.metrics_urls).await? {
             let n = after.saturating_sub(before.get(&method).copied().unwrap_or(0));
             if n > 0 {
                 *plan_calls.entry(method).or_default() += n;
             }
         }
-        print(outcomes.last());
     }
     let tried = plans.used().max(1) as f64;
     let calls_per_plan = plan_calls
