@@ -1,4 +1,8 @@
 //! Drivers. Licence numbers and phones arrive sealed and leave sealed.
+//!
+//! Every query names the tenant (`tenant_id = fleet.current_tenant_id()`): the key rotation's
+//! policies are permissive, so row-level security alone is `tenant_id = … OR
+//! has_app_role('system')`, which no index serves (each query read every tenant's drivers).
 
 use logistics_platform::Error;
 use logistics_platform::context::Tx;
@@ -7,7 +11,7 @@ use sqlx::{Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::range;
+use super::{Booking, range};
 use crate::domain::driver::{DriverStatus, LicenceClass};
 use crate::domain::window::Window;
 
@@ -139,7 +143,9 @@ pub async fn insert(tx: &mut Tx, id: Uuid, values: &DriverValues) -> Result<Driv
 
 /// One driver; deleted ones only when `include_deleted`.
 pub async fn get(tx: &mut Tx, id: Uuid, include_deleted: bool) -> Result<Option<DriverRow>, Error> {
-    let sql = format!("{SELECT} WHERE id = $1 AND ($2 OR deleted_at IS NULL)");
+    let sql = format!(
+        "{SELECT} WHERE tenant_id = fleet.current_tenant_id() AND id = $1 AND ($2 OR deleted_at IS NULL)"
+    );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(include_deleted)
@@ -165,7 +171,7 @@ pub async fn update(
         "UPDATE fleet.drivers SET name = $3, licence_number_ciphertext = $4, licence_number_index = $5, \
              licence_classes = $6, licence_expires_at = $7, phone_ciphertext = $8, user_id = $9, \
              status = $10, version = version + 1 \
-         WHERE id = $1 AND deleted_at IS NULL AND ($2::int IS NULL OR version = $2) RETURNING id",
+         WHERE tenant_id = fleet.current_tenant_id() AND id = $1 AND deleted_at IS NULL AND ($2::int IS NULL OR version = $2) RETURNING id",
     )
     .bind(id)
     .bind(expected_version)
@@ -192,7 +198,7 @@ pub async fn set_deleted(
 ) -> Result<DriverRow, Error> {
     let updated: Option<Uuid> = sqlx::query_scalar(
         "UPDATE fleet.drivers SET deleted_at = CASE WHEN $3 THEN now() END, version = version + 1 \
-         WHERE id = $1 AND (deleted_at IS NULL) = $3 AND ($2::int IS NULL OR version = $2) RETURNING id",
+         WHERE tenant_id = fleet.current_tenant_id() AND id = $1 AND (deleted_at IS NULL) = $3 AND ($2::int IS NULL OR version = $2) RETURNING id",
     )
     .bind(id)
     .bind(expected_version)
@@ -282,7 +288,7 @@ pub struct ListQuery {
 /// One page of drivers in keyset order.
 pub async fn list(tx: &mut Tx, query: &ListQuery) -> Result<Vec<DriverRow>, Error> {
     let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(SELECT);
-    sql.push(" WHERE TRUE");
+    sql.push(" WHERE tenant_id = fleet.current_tenant_id()");
     if !query.show_deleted {
         sql.push(" AND deleted_at IS NULL");
     }
@@ -360,7 +366,8 @@ pub fn cursor_after(row: &DriverRow, order: Order) -> Cursor {
 }
 
 /// Active, live drivers licensed (with `class`, if given) until at least the end of `window`
-/// and with no active assignment overlapping it, by name.
+/// and with no active assignment overlapping it, by name. With [`Booking::Lock`] the drivers
+/// returned are locked and drivers another transaction is booking are passed over.
 ///
 /// The busy drivers are found once (`NOT IN`, a hashed subplan), not once per driver: under
 /// row-level security neither `&&` (not leakproof) nor the correlation can become an index
@@ -371,14 +378,17 @@ pub async fn available(
     window: &Window,
     class: Option<LicenceClass>,
     limit: i64,
+    booking: Booking,
 ) -> Result<Vec<DriverRow>, Error> {
     let sql = format!(
-        "{SELECT} d WHERE deleted_at IS NULL AND status = 'active' \
+        "{SELECT} d WHERE d.tenant_id = fleet.current_tenant_id() AND deleted_at IS NULL \
+           AND status = 'active' \
            AND licence_expires_at >= upper($1) \
            AND ($2::text IS NULL OR $2 = ANY (licence_classes)) \
            AND d.id NOT IN (SELECT a.driver_id FROM fleet.assignments a \
                  WHERE a.status = 'active' AND a.time_window && $1) \
-         ORDER BY lower(name), id LIMIT $3"
+         ORDER BY lower(name), id LIMIT $3{}",
+        booking.suffix("d")
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(range(window))

@@ -1,5 +1,9 @@
 //! Queries on partners and their roles. Reads go through the `partner.partner_records` view;
 //! tax ids arrive sealed and leave sealed, the store never sees plaintext.
+//!
+//! Every query names the tenant (`tenant_id = partner.current_tenant_id()`): the key rotation's
+//! policies are permissive, so row-level security alone is `tenant_id = … OR
+//! has_app_role('system')`, which no index serves (each query read every tenant's partners).
 
 use logistics_platform::Error;
 use logistics_platform::context::Tx;
@@ -126,7 +130,9 @@ pub async fn get(
     id: Uuid,
     include_deleted: bool,
 ) -> Result<Option<PartnerRow>, Error> {
-    let sql = format!("{SELECT} WHERE id = $1 AND ($2 OR deleted_at IS NULL)");
+    let sql = format!(
+        "{SELECT} WHERE tenant_id = partner.current_tenant_id() AND id = $1 AND ($2 OR deleted_at IS NULL)"
+    );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(include_deleted)
@@ -143,7 +149,9 @@ pub async fn get_live(tx: &mut Tx, id: Uuid) -> Result<PartnerRow, Error> {
 
 /// The live partners among `ids`, in no particular order.
 pub async fn get_many(tx: &mut Tx, ids: &[Uuid]) -> Result<Vec<PartnerRow>, Error> {
-    let sql = format!("{SELECT} WHERE id = ANY($1) AND deleted_at IS NULL");
+    let sql = format!(
+        "{SELECT} WHERE tenant_id = partner.current_tenant_id() AND id = ANY($1) AND deleted_at IS NULL"
+    );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(ids)
         .fetch_all(&mut **tx)
@@ -208,7 +216,7 @@ pub async fn update(
              default_currency_code = coalesce($10, default_currency_code), \
              status = coalesce($11, status), \
              version = version + 1 \
-         WHERE id = $1 AND deleted_at IS NULL AND ($2::int IS NULL OR version = $2) RETURNING id",
+         WHERE tenant_id = partner.current_tenant_id() AND id = $1 AND deleted_at IS NULL AND ($2::int IS NULL OR version = $2) RETURNING id",
     )
     .bind(id)
     .bind(expected_version)
@@ -238,7 +246,7 @@ pub async fn soft_delete(
 ) -> Result<PartnerRow, Error> {
     let updated: Option<Uuid> = sqlx::query_scalar(
         "UPDATE partner.partners SET deleted_at = now(), version = version + 1 \
-         WHERE id = $1 AND deleted_at IS NULL AND ($2::int IS NULL OR version = $2) RETURNING id",
+         WHERE tenant_id = partner.current_tenant_id() AND id = $1 AND deleted_at IS NULL AND ($2::int IS NULL OR version = $2) RETURNING id",
     )
     .bind(id)
     .bind(expected_version)
@@ -255,7 +263,7 @@ pub async fn undelete(
 ) -> Result<PartnerRow, Error> {
     let updated: Option<Uuid> = sqlx::query_scalar(
         "UPDATE partner.partners SET deleted_at = NULL, version = version + 1 \
-         WHERE id = $1 AND deleted_at IS NOT NULL AND ($2::int IS NULL OR version = $2) RETURNING id",
+         WHERE tenant_id = partner.current_tenant_id() AND id = $1 AND deleted_at IS NOT NULL AND ($2::int IS NULL OR version = $2) RETURNING id",
     )
     .bind(id)
     .bind(expected_version)
@@ -342,7 +350,7 @@ pub async fn remove_role(tx: &mut Tx, partner_id: Uuid, role: PartnerRole) -> Re
 }
 
 async fn bump_version(tx: &mut Tx, partner_id: Uuid) -> Result<(), Error> {
-    sqlx::query("UPDATE partner.partners SET version = version + 1 WHERE id = $1")
+    sqlx::query("UPDATE partner.partners SET version = version + 1 WHERE tenant_id = partner.current_tenant_id() AND id = $1")
         .bind(partner_id)
         .execute(&mut **tx)
         .await?;
@@ -438,7 +446,7 @@ pub struct ListQuery {
 /// One page of partners in keyset order.
 pub async fn list(tx: &mut Tx, query: &ListQuery) -> Result<Vec<PartnerRow>, Error> {
     let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(SELECT);
-    sql.push(" WHERE TRUE");
+    sql.push(" WHERE tenant_id = partner.current_tenant_id()");
     if !query.show_deleted {
         sql.push(" AND deleted_at IS NULL");
     }

@@ -1,5 +1,9 @@
-//! Sagas: each step is saved (with its lease renewed) before the call it makes, and only by the
-//! replica that holds the lease; recovery claims the sagas whose lease ran out.
+//! Sagas: saved (with the lease renewed) only by the replica that holds the lease; recovery
+//! claims the sagas whose lease ran out.
+//!
+//! Every query of one saga names the tenant (`tenant_id = shipment.current_tenant_id()`): the
+//! recovery policies are permissive, so row-level security alone is `tenant_id = … OR
+//! has_app_role('system')`, which no index serves, and each save read every tenant's sagas.
 
 use logistics_platform::Error;
 use logistics_platform::context::Tx;
@@ -82,7 +86,7 @@ pub async fn insert(tx: &mut Tx, saga: &SagaRow, lease_seconds: f64) -> Result<S
 pub async fn running(tx: &mut Tx, shipment_id: Uuid) -> Result<Option<SagaRow>, Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM shipment.sagas \
-         WHERE shipment_id = $1 AND state IN ('running', 'compensating') FOR UPDATE"
+         WHERE tenant_id = shipment.current_tenant_id() AND shipment_id = $1 AND state IN ('running', 'compensating') FOR UPDATE"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(shipment_id)
@@ -98,7 +102,7 @@ pub async fn plan_by_request(
 ) -> Result<Option<SagaRow>, Error> {
     let sql = format!(
         "SELECT {COLUMNS} FROM shipment.sagas \
-         WHERE shipment_id = $1 AND kind = 'plan' AND request_id = $2 AND state = 'done'"
+         WHERE tenant_id = shipment.current_tenant_id() AND shipment_id = $1 AND kind = 'plan' AND request_id = $2 AND state = 'done'"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(shipment_id)
@@ -122,7 +126,7 @@ pub async fn save(
              credentials = CASE WHEN $11 THEN NULL ELSE credentials END, \
              finished_at = CASE WHEN $11 THEN now() END, \
              lease_until = now() + make_interval(secs => $12), updated_at = now() \
-         WHERE id = $1 AND lease_owner = $2 AND state IN ('running', 'compensating')",
+         WHERE tenant_id = shipment.current_tenant_id() AND id = $1 AND lease_owner = $2 AND state IN ('running', 'compensating')",
     )
     .bind(saga.id)
     .bind(owner)
@@ -154,7 +158,7 @@ pub async fn take_over(
     let sql = format!(
         "UPDATE shipment.sagas SET lease_owner = $2, lease_until = now() + make_interval(secs => $3), \
              credentials = coalesce($4, credentials), updated_at = now() \
-         WHERE id = $1 RETURNING {COLUMNS}"
+         WHERE tenant_id = shipment.current_tenant_id() AND id = $1 RETURNING {COLUMNS}"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
@@ -201,7 +205,7 @@ pub async fn postpone(tx: &mut Tx, id: Uuid, owner: Uuid, seconds: f64) -> Resul
     sqlx::query(
         "UPDATE shipment.sagas SET lease_owner = NULL, lease_until = now() + make_interval(secs => $3), \
              updated_at = now() \
-         WHERE id = $1 AND lease_owner = $2",
+         WHERE tenant_id = shipment.current_tenant_id() AND id = $1 AND lease_owner = $2",
     )
     .bind(id)
     .bind(owner)
