@@ -16,10 +16,10 @@ use super::{State, convert};
 use crate::domain::driver::DriverStatus;
 use crate::domain::truck::TruckStatus;
 use crate::store::assignments::{
-    self as store, DRIVER_BOOKED, DRIVER_NOT_ACTIVE, LICENCE_EXPIRES, ListQuery, TRUCK_BOOKED,
-    TRUCK_IN_MAINTENANCE, TRUCK_NOT_ACTIVE,
+    self as store, DRIVER_BOOKED, DRIVER_NOT_ACTIVE, LICENCE_EXPIRES, ListQuery,
+    NO_DRIVER_AVAILABLE, NO_TRUCK_AVAILABLE, TRUCK_BOOKED, TRUCK_IN_MAINTENANCE, TRUCK_NOT_ACTIVE,
 };
-use crate::store::{IDEMPOTENCY, drivers, trucks};
+use crate::store::{Booking, IDEMPOTENCY, drivers, trucks};
 
 const CREATE_ASSIGNMENT: &str = "CreateAssignment";
 
@@ -91,6 +91,85 @@ pub async fn create_assignment(
     tx.commit().await?;
     tracing::info!(assignment_id = %id, %truck_id, %driver_id, %shipment_id, "assignment created");
     Ok(response)
+}
+
+const ASSIGN_AVAILABLE: &str = "AssignAvailable";
+
+/// How many times a booking picks again after a pair it picked was booked by a transaction that
+/// committed after the pick's snapshot (locked rows are passed over, so this is rare).
+const MAX_PICKS: usize = 5;
+
+/// Picks a free truck that carries the load and a free, licensed driver, and books them in the
+/// same transaction. A retry with the same `request_id` returns the first assignment.
+#[tracing::instrument(skip_all)]
+pub async fn assign_available(
+    state: &State,
+    caller: &Caller,
+    request: pb::AssignAvailableRequest,
+) -> Result<pb::AssignAvailableResponse, Error> {
+    caller.require(Permission::AssignmentsWrite)?;
+    let mut v = Violations::new();
+    let request_id = v
+        .check(aip::parse_optional_id("request_id", &request.request_id))
+        .flatten();
+    let shipment_id = v.check(aip::parse_id("shipment_id", &request.shipment_id));
+    let window = convert::parse_window(&mut v, "window", request.window.as_ref());
+    let (payload, volume) = convert::parse_load(
+        &mut v,
+        request.min_payload_kg.as_ref(),
+        request.min_volume_m3.as_ref(),
+    );
+    let class =
+        convert::parse_optional_licence_class(&mut v, "licence_class", request.licence_class);
+    v.finish()?;
+    let (shipment_id, window) = (parsed(shipment_id)?, parsed(window)?);
+    let fingerprint = aip::request_fingerprint(&request.encode_to_vec());
+
+    for pick in 1..=MAX_PICKS {
+        let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
+        if let Some(first) = IDEMPOTENCY
+            .replay(&mut tx, ASSIGN_AVAILABLE, request_id, &fingerprint)
+            .await?
+        {
+            return Ok(first);
+        }
+        let truck = trucks::available(&mut tx, &window, payload, volume, 1, Booking::Lock).await?;
+        let Some(truck) = truck.first() else {
+            return Err(Error::Precondition(vec![NO_TRUCK_AVAILABLE.violation()]));
+        };
+        let driver = drivers::available(&mut tx, &window, class, 1, Booking::Lock).await?;
+        let Some(driver) = driver.first() else {
+            return Err(Error::Precondition(vec![NO_DRIVER_AVAILABLE.violation()]));
+        };
+        let id = Uuid::now_v7();
+        let row = match store::insert(&mut tx, id, truck.id, driver.id, shipment_id, &window).await
+        {
+            Ok(row) => row,
+            // Booked by a transaction that committed after this one's snapshot: pick again.
+            Err(Error::Precondition(refused))
+                if pick < MAX_PICKS
+                    && refused
+                        .iter()
+                        .all(|r| matches!(r.kind, "TRUCK_BOOKED" | "DRIVER_BOOKED")) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let response = pb::AssignAvailableResponse {
+            assignment: Some(convert::assignment(&row)?),
+        };
+        IDEMPOTENCY
+            .record(&mut tx, ASSIGN_AVAILABLE, request_id, &response)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(assignment_id = %id, truck_id = %truck.id, driver_id = %driver.id,
+            %shipment_id, "assignment created for the first free pair");
+        return Ok(response);
+    }
+    Err(Error::Aborted(
+        logistics_platform::error::Conflict::Concurrency,
+    ))
 }
 
 /// One assignment. A driver user sees only its own.

@@ -12,7 +12,7 @@ use crate::domain::assignment::AssignmentStatus;
 use crate::domain::driver::{DriverStatus, LicenceClass};
 use crate::domain::maintenance::MaintenanceKind;
 use crate::domain::quantity::Quantity;
-use crate::domain::truck::TruckStatus;
+use crate::domain::truck::{PAYLOAD_DIGITS, TruckStatus, VOLUME_DIGITS};
 use crate::domain::window::Window;
 use crate::sealing::{Column, Sealer};
 use crate::store::assignments::AssignmentRow;
@@ -46,6 +46,31 @@ pub fn parse_optional_quantity(
     match value {
         Some(d) if !d.value.trim().is_empty() => v.check(Quantity::parse(field, &d.value, digits)),
         _ => None,
+    }
+}
+
+/// The load a truck must carry, from a request's `min_payload_kg` and `min_volume_m3`
+/// (either unset for any): kilograms and cubic metres.
+pub fn parse_load(
+    v: &mut Violations,
+    min_payload_kg: Option<&types::Decimal>,
+    min_volume_m3: Option<&types::Decimal>,
+) -> (Option<rust_decimal::Decimal>, Option<rust_decimal::Decimal>) {
+    let payload = parse_optional_quantity(v, "min_payload_kg", min_payload_kg, PAYLOAD_DIGITS);
+    let volume = parse_optional_quantity(v, "min_volume_m3", min_volume_m3, VOLUME_DIGITS);
+    (payload.map(|q| q.value()), volume.map(|q| q.value()))
+}
+
+/// An optional licence class of `field`: 0 (unspecified) is any.
+pub fn parse_optional_licence_class(
+    v: &mut Violations,
+    field: &str,
+    raw: i32,
+) -> Option<LicenceClass> {
+    if raw == 0 {
+        None
+    } else {
+        v.check(licence_class(field, raw))
     }
 }
 

@@ -17,8 +17,8 @@ use uuid::Uuid;
 use super::{State, convert};
 use crate::domain::driver::{DriverStatus, LicenceClass, LicenceNumber};
 use crate::sealing::{Column, licence_index};
-use crate::store::IDEMPOTENCY;
 use crate::store::drivers::{self as store, Condition, DriverValues, ListQuery, Order};
+use crate::store::{Booking, IDEMPOTENCY};
 
 const CREATE_DRIVER: &str = "CreateDriver";
 const UPDATABLE: &[&str] = &[
@@ -365,19 +365,13 @@ pub async fn find_available_drivers(
     caller.require(Permission::FleetRead)?;
     let mut v = Violations::new();
     let window = convert::parse_window(&mut v, "window", request.window.as_ref());
-    let class = if request.licence_class == 0 {
-        None
-    } else {
-        v.check(convert::licence_class(
-            "licence_class",
-            request.licence_class,
-        ))
-    };
+    let class =
+        convert::parse_optional_licence_class(&mut v, "licence_class", request.licence_class);
     let page_size = v.check(aip::page_size(request.page_size));
     v.finish()?;
     let (window, page_size) = (parsed(window)?, parsed(page_size)?);
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    let rows = store::available(&mut tx, &window, class, page_size).await?;
+    let rows = store::available(&mut tx, &window, class, page_size, Booking::Look).await?;
     tx.commit().await?;
     Ok(pb::FindAvailableDriversResponse {
         drivers: rows

@@ -83,6 +83,7 @@ rpcs! {
     find_available_trucks(FindAvailableTrucksRequest) -> FindAvailableTrucksResponse => trucks::find_available_trucks;
     find_available_drivers(FindAvailableDriversRequest) -> FindAvailableDriversResponse => drivers::find_available_drivers;
     create_assignment(CreateAssignmentRequest) -> CreateAssignmentResponse => assignments::create_assignment;
+    assign_available(AssignAvailableRequest) -> AssignAvailableResponse => assignments::assign_available;
     get_assignment(GetAssignmentRequest) -> GetAssignmentResponse => assignments::get_assignment;
     cancel_assignment(CancelAssignmentRequest) -> CancelAssignmentResponse => assignments::cancel_assignment;
     list_assignments(ListAssignmentsRequest) -> ListAssignmentsResponse => assignments::list_assignments;

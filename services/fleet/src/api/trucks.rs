@@ -15,8 +15,8 @@ use super::{State, convert};
 use crate::domain::truck::{
     self as domain, PAYLOAD_DIGITS, Plate, TruckFields, TruckStatus, VOLUME_DIGITS, Vin,
 };
-use crate::store::IDEMPOTENCY;
 use crate::store::trucks::{self as store, Condition, ListQuery, Order};
+use crate::store::{Booking, IDEMPOTENCY};
 
 const CREATE_TRUCK: &str = "CreateTruck";
 const UPDATABLE: &[&str] = &[
@@ -324,30 +324,17 @@ pub async fn find_available_trucks(
     caller.require(Permission::FleetRead)?;
     let mut v = Violations::new();
     let window = convert::parse_window(&mut v, "window", request.window.as_ref());
-    let payload = convert::parse_optional_quantity(
+    let (payload, volume) = convert::parse_load(
         &mut v,
-        "min_payload_kg",
         request.min_payload_kg.as_ref(),
-        PAYLOAD_DIGITS,
-    );
-    let volume = convert::parse_optional_quantity(
-        &mut v,
-        "min_volume_m3",
         request.min_volume_m3.as_ref(),
-        VOLUME_DIGITS,
     );
     let page_size = v.check(aip::page_size(request.page_size));
     v.finish()?;
     let (window, page_size) = (parsed(window)?, parsed(page_size)?);
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    let rows = store::available(
-        &mut tx,
-        &window,
-        payload.map(|q| q.value()),
-        volume.map(|q| q.value()),
-        page_size,
-    )
-    .await?;
+    let rows =
+        store::available(&mut tx, &window, payload, volume, page_size, Booking::Look).await?;
     tx.commit().await?;
     Ok(pb::FindAvailableTrucksResponse {
         trucks: rows.iter().map(convert::truck).collect::<Result<_, _>>()?,

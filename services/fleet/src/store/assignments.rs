@@ -112,6 +112,22 @@ pub const LICENCE_EXPIRES: Refusal = Refusal {
     description: "the driver's licence expires before the window ends",
 };
 
+/// No active truck that carries the load is free for the window (`AssignAvailable`; no
+/// constraint: nothing was written).
+pub const NO_TRUCK_AVAILABLE: Refusal = Refusal {
+    constraint: "",
+    kind: "NO_TRUCK_AVAILABLE",
+    subject: "truck",
+    description: "no active truck that carries the load is free for the window",
+};
+/// No active driver licensed to the window's end is free for it (`AssignAvailable`).
+pub const NO_DRIVER_AVAILABLE: Refusal = Refusal {
+    constraint: "",
+    kind: "NO_DRIVER_AVAILABLE",
+    subject: "driver",
+    description: "no active driver with a valid licence is free for the window",
+};
+
 const REFUSALS: [Refusal; 6] = [
     TRUCK_BOOKED,
     DRIVER_BOOKED,

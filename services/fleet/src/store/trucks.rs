@@ -8,7 +8,7 @@ use sqlx::{Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::range;
+use super::{Booking, range};
 use crate::domain::truck::{TruckFields, TruckStatus};
 use crate::domain::window::Window;
 
@@ -341,6 +341,9 @@ pub fn cursor_after(row: &TruckRow, order: Order) -> Cursor {
 /// for the whole `window`: no active assignment and no live maintenance overlaps it. Smallest
 /// fitting trucks first, so big ones stay free for big loads.
 ///
+/// With [`Booking::Lock`] the trucks returned are locked and trucks another transaction is
+/// booking are passed over.
+///
 /// The busy trucks are found once (`NOT IN`, hashed subplans), not once per truck: see
 /// `drivers::available`.
 pub async fn available(
@@ -349,6 +352,7 @@ pub async fn available(
     min_payload_kg: Option<Decimal>,
     min_volume_m3: Option<Decimal>,
     limit: i64,
+    booking: Booking,
 ) -> Result<Vec<TruckRow>, Error> {
     let sql = format!(
         "{SELECT} t WHERE deleted_at IS NULL AND status = 'active' \
@@ -358,7 +362,8 @@ pub async fn available(
                  WHERE a.status = 'active' AND a.time_window && $1) \
            AND t.id NOT IN (SELECT m.truck_id FROM fleet.maintenance_records m \
                  WHERE m.deleted_at IS NULL AND m.scheduled_window && $1) \
-         ORDER BY payload_capacity_kg, volume_capacity_m3, id LIMIT $4"
+         ORDER BY payload_capacity_kg, volume_capacity_m3, id LIMIT $4{}",
+        booking.suffix("t")
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(range(window))
