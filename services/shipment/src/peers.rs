@@ -306,36 +306,6 @@ impl Peers {
         Ok(response.into_inner().reservations)
     }
 
-    /// Trucks free for the window that carry the load, smallest first.
-    pub async fn available_trucks(
-        &self,
-        cx: &CallContext,
-        message: fleet::FindAvailableTrucksRequest,
-    ) -> Result<Vec<fleet::Truck>, Error> {
-        let response = self
-            .fleet
-            .clone()
-            .find_available_trucks(cx.request(message, self.timeout))
-            .await
-            .map_err(|s| peer_error(Peer::Fleet, "fleet.read", s))?;
-        Ok(response.into_inner().trucks)
-    }
-
-    /// Drivers free and licensed for the window.
-    pub async fn available_drivers(
-        &self,
-        cx: &CallContext,
-        message: fleet::FindAvailableDriversRequest,
-    ) -> Result<Vec<fleet::Driver>, Error> {
-        let response = self
-            .fleet
-            .clone()
-            .find_available_drivers(cx.request(message, self.timeout))
-            .await
-            .map_err(|s| peer_error(Peer::Fleet, "fleet.read", s))?;
-        Ok(response.into_inner().drivers)
-    }
-
     /// Books a truck and a driver (idempotent by `request_id`).
     pub async fn assign(
         &self,
@@ -346,6 +316,22 @@ impl Peers {
             .fleet
             .clone()
             .create_assignment(cx.request(message, self.timeout))
+            .await
+            .map_err(|s| peer_error(Peer::Fleet, "fleet.assignments.write", s))?;
+        required(Peer::Fleet, response.into_inner().assignment)
+    }
+
+    /// Books the first free truck that carries the load and the first free driver, chosen by
+    /// fleet in the booking's transaction (idempotent by `request_id`).
+    pub async fn assign_available(
+        &self,
+        cx: &CallContext,
+        message: fleet::AssignAvailableRequest,
+    ) -> Result<fleet::Assignment, Error> {
+        let response = self
+            .fleet
+            .clone()
+            .assign_available(cx.request(message, self.timeout))
             .await
             .map_err(|s| peer_error(Peer::Fleet, "fleet.assignments.write", s))?;
         required(Peer::Fleet, response.into_inner().assignment)
@@ -419,6 +405,8 @@ const KNOWN_KINDS: &[&str] = &[
     "TRUCK_IN_MAINTENANCE",
     "DRIVER_NOT_ACTIVE",
     "LICENCE_EXPIRES",
+    "NO_TRUCK_AVAILABLE",
+    "NO_DRIVER_AVAILABLE",
     "NOT_ACTIVE",
 ];
 

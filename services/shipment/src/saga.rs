@@ -1,5 +1,5 @@
 //! Sagas: planning, dispatching and cancelling a shipment across inventory and fleet, one step
-//! at a time, each step saved before the call it makes.
+//! at a time.
 //!
 //! ```text
 //! plan:      reserve -> assign -> commit (PLANNED)
@@ -11,7 +11,14 @@
 //! ```
 //!
 //! - Every outgoing call carries an idempotency key derived from the saga id and the step
-//!   (UUIDv5), so repeating a step after a crash or a lost answer changes nothing twice.
+//!   (UUIDv5), so repeating a step after a crash or a lost answer changes nothing twice. That is
+//!   why a plan goes forward without saving each step: a saga resumed at an earlier step repeats
+//!   the calls it made and gets their first answers. What is saved is what a repeat cannot
+//!   recover: the start (with the caller's sealed credentials), a compensation and its reason,
+//!   a truck chosen by an earlier version, and the outcome, with the shipment, in one
+//!   transaction. A plan is three calls: the customer check (partner), ReserveStock (which
+//!   refuses deleted warehouses and materials) and AssignAvailable (fleet picks and books the
+//!   pair in one transaction).
 //! - Compensations act on the shipment as a whole (release every held reservation, cancel every
 //!   active booking of the shipment), so they are right whatever the failed call did.
 //! - A saga is worked on by the replica holding its lease. When a peer stays unreachable the
@@ -89,9 +96,6 @@ stored_names! {
     }
 }
 
-/// How many times planning picks another truck after the one it picked was booked meanwhile.
-const MAX_ASSIGN_ATTEMPTS: i32 = 5;
-
 /// What a caller asks for.
 #[derive(Debug, Clone)]
 pub struct Intent {
@@ -130,8 +134,8 @@ pub async fn start(
     for _ in 0..2 {
         match begin(state, caller, call, &intent).await? {
             Begun::Done(row) => return Ok(*row),
-            Begun::Started(saga) => {
-                let outcome = drive(state, *saga, call.clone()).await?;
+            Begun::Started(saga, loaded) => {
+                let outcome = drive(state, *saga, call.clone(), Some(loaded)).await?;
                 return if outcome.done {
                     Ok(*outcome.shipment)
                 } else {
@@ -146,7 +150,7 @@ pub async fn start(
                 // Still stuck (a peer is down): that is the answer. Done and of this call's
                 // kind: its outcome is the answer. Otherwise (another kind, or a plan that was
                 // undone) the shipment is free now: start this call's saga.
-                let outcome = drive(state, *saga, call.clone()).await?;
+                let outcome = drive(state, *saga, call.clone(), None).await?;
                 if outcome.done && kind == Some(intent.kind) {
                     return Ok(*outcome.shipment);
                 }
@@ -159,8 +163,8 @@ pub async fn start(
 enum Begun {
     /// Nothing to do remotely (a replayed plan, a draft cancelled): here is the shipment.
     Done(Box<ShipmentRow>),
-    /// A new saga, leased to this replica.
-    Started(Box<SagaRow>),
+    /// A new saga, leased to this replica, with the shipment it works on.
+    Started(Box<SagaRow>, Loaded),
     /// A parked saga of the shipment, now leased to this replica.
     TookOver(Box<SagaRow>),
 }
@@ -257,8 +261,20 @@ async fn begin(
     };
     let saga = sagas::insert(&mut tx, &saga, lease(state)).await?;
     shipments::set_saga(&mut tx, shipment.id, Some(saga.id)).await?;
+    // A shipment a saga works on is frozen (no edits, no items): read it once, here.
+    let lines = if intent.kind == Kind::Plan {
+        items::of_shipment(&mut tx, shipment.id).await?
+    } else {
+        Vec::new()
+    };
     tx.commit().await?;
-    Ok(Begun::Started(Box::new(saga)))
+    Ok(Begun::Started(
+        Box::new(saga),
+        Loaded {
+            shipment: Box::new(shipment),
+            lines,
+        },
+    ))
 }
 
 fn seal_credentials(state: &State, tenant_id: Uuid, saga_id: Uuid, call: &CallContext) -> Vec<u8> {
@@ -279,10 +295,22 @@ pub fn recovered_context(state: &State, saga: &SagaRow) -> Result<CallContext, E
     Ok(CallContext::of_token(&token))
 }
 
+/// The shipment a saga works on and its items, as the saga's start read them.
+pub struct Loaded {
+    shipment: Box<ShipmentRow>,
+    lines: Vec<items::ItemRow>,
+}
+
 /// Runs the saga to its end on a task of its own (a caller that gives up does not stop it) and
 /// waits for it. A saga that fails in this run answers with the reason; one taken over while it
-/// was undoing an earlier failure ends with `done: false`.
-pub async fn drive(state: &Arc<State>, saga: SagaRow, call: CallContext) -> Result<Outcome, Error> {
+/// was undoing an earlier failure ends with `done: false`. `loaded` is what the start read (a
+/// resumed saga reads it when it needs it).
+pub async fn drive(
+    state: &Arc<State>,
+    saga: SagaRow,
+    call: CallContext,
+    loaded: Option<Loaded>,
+) -> Result<Outcome, Error> {
     let state = Arc::clone(state);
     let span = saga_span(&saga);
     let call = call.in_span(&span);
@@ -293,6 +321,9 @@ pub async fn drive(state: &Arc<State>, saga: SagaRow, call: CallContext) -> Resu
                 saga,
                 call,
                 failure: None,
+                resumed: loaded.is_none(),
+                loaded,
+                saved_at: std::time::Instant::now(),
             }
             .run()
             .await
@@ -319,6 +350,12 @@ struct Runner {
     call: CallContext,
     /// Why the saga is compensating, for the caller that waits.
     failure: Option<Error>,
+    /// Taken over or recovered: calls of the steps before the saved one may have been made.
+    resumed: bool,
+    /// The shipment and items, once read.
+    loaded: Option<Loaded>,
+    /// When the lease was last renewed (at the latest: when this run got the saga).
+    saved_at: std::time::Instant,
 }
 
 /// How a driven saga ended.
@@ -410,16 +447,29 @@ impl Runner {
         }
     }
 
-    async fn save(&self) -> Result<(), Error> {
+    async fn save(&mut self) -> Result<(), Error> {
         let mut tx = self.tx().await?;
         self.save_in(&mut tx).await?;
         tx.commit().await?;
+        self.saved_at = std::time::Instant::now();
         Ok(())
     }
 
     async fn goto(&mut self, step: Step) -> Result<Next, Error> {
         self.saga.step = step.as_str().to_owned();
         self.save().await?;
+        Ok(Next::Continue)
+    }
+
+    /// Goes on to `step` without saving: the step done is repeated with the same key (and the
+    /// same answer) if the saga is resumed before its next save. Saves anyway once half the
+    /// lease has gone by since the last save, so slow peers do not let the lease run out under
+    /// a saga that is still being driven.
+    async fn advance(&mut self, step: Step) -> Result<Next, Error> {
+        if self.saved_at.elapsed().as_secs_f64() * 2.0 >= lease(&self.state) {
+            return self.goto(step).await;
+        }
+        self.saga.step = step.as_str().to_owned();
         Ok(Next::Continue)
     }
 
@@ -458,23 +508,35 @@ impl Runner {
         self.failure.take().unwrap_or(error)
     }
 
-    async fn shipment(&self) -> Result<ShipmentRow, Error> {
-        let mut tx = self.tx().await?;
-        let row = shipments::get(&mut tx, self.saga.shipment_id, true)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("shipment of saga {} vanished", self.saga.id))?;
-        tx.commit().await?;
-        Ok(row)
+    /// The shipment and its items: as the start read them, or read now (a resumed saga).
+    async fn load(&mut self) -> Result<&Loaded, Error> {
+        if self.loaded.is_none() {
+            let mut tx = self.tx().await?;
+            let shipment = shipments::get(&mut tx, self.saga.shipment_id, true)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("shipment of saga {} vanished", self.saga.id))?;
+            let lines = items::of_shipment(&mut tx, shipment.id).await?;
+            tx.commit().await?;
+            self.loaded = Some(Loaded {
+                shipment: Box::new(shipment),
+                lines,
+            });
+        }
+        self.loaded
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("saga {} lost its shipment", self.saga.id).into())
     }
 
     async fn reserve(&mut self) -> Result<Next, Error> {
-        let shipment = self.shipment().await?;
-        let mut tx = self.tx().await?;
-        let lines = items::of_shipment(&mut tx, shipment.id).await?;
-        tx.commit().await?;
-        let checked = self.check_references(&shipment, &lines).await;
-        if let Err(e) = checked {
-            return self.fail_before_anything(e).await;
+        let Loaded { shipment, lines } = self.load().await?;
+        let (shipment, lines) = (shipment.clone(), lines.clone());
+        if let Err(e) = self.check_references(&shipment, &lines).await {
+            // A resumed saga may have reserved (and booked) before: undo whatever it holds.
+            return if self.resumed {
+                self.compensate(e, Step::Release).await
+            } else {
+                self.fail_before_anything(e).await
+            };
         }
         let request = inventory::ReserveStockRequest {
             idempotency_key: self.key("reserve"),
@@ -491,16 +553,20 @@ impl Runner {
         let peers = &self.state.peers;
         let call = &self.call;
         match self.retrying(|| peers.reserve(call, request.clone())).await {
-            Ok(_) => self.goto(Step::Assign).await,
+            Ok(_) => self.advance(Step::Assign).await,
             Err(e) if e.is_retryable() || matches!(e, Error::Internal(_)) => {
                 // In doubt: it may have been applied; release whatever is held.
                 self.compensate(e, Step::Release).await
             }
-            Err(e) => self.fail_before_anything(e).await,
+            Err(e) if self.resumed => self.compensate(unknown_reference(e), Step::Release).await,
+            Err(e) => self.fail_before_anything(unknown_reference(e)).await,
         }
     }
 
-    /// The customer, warehouse and materials still resolve, and there is something to ship.
+    /// There is something to ship, and the customer is still a live, active customer. The
+    /// warehouse and materials were checked when the shipment and its items were written;
+    /// ReserveStock refuses them if they have been deleted since (a closed warehouse or a
+    /// discontinued material only takes no receipts: its stock still ships).
     async fn check_references(
         &self,
         shipment: &ShipmentRow,
@@ -519,23 +585,7 @@ impl Runner {
         self.retrying(|| {
             references::customer(peers, call, "shipment.customer_id", shipment.customer_id)
         })
-        .await?;
-        self.retrying(|| {
-            references::warehouse(
-                peers,
-                call,
-                "shipment.origin_warehouse_id",
-                shipment.origin_warehouse_id,
-            )
-        })
-        .await?;
-        for line in lines {
-            self.retrying(|| {
-                references::material(peers, call, "shipment_item.material_id", line.material_id)
-            })
-            .await?;
-        }
-        Ok(())
+        .await
     }
 
     /// Planning failed before anything was reserved or booked: close it.
@@ -544,101 +594,63 @@ impl Runner {
     }
 
     async fn assign(&mut self) -> Result<Next, Error> {
-        let shipment = self.shipment().await?;
+        let shipment = self.load().await?.shipment.clone();
         let window = booking_window(&shipment.pickup()?, &shipment.delivery()?);
         let peers = &self.state.peers;
         let call = self.call.clone();
-        if self.saga.truck_id.is_none() || self.saga.driver_id.is_none() {
-            let positive = |d: Decimal| (d > Decimal::ZERO).then(|| decimal(d));
-            let trucks = self
-                .retrying(|| {
-                    peers.available_trucks(
-                        &call,
-                        fleet::FindAvailableTrucksRequest {
-                            window: Some(window.to_proto()),
-                            min_payload_kg: positive(shipment.total_weight_kg),
-                            min_volume_m3: positive(shipment.total_volume_m3),
-                            page_size: 1,
-                        },
-                    )
-                })
-                .await;
-            let drivers = match &trucks {
-                Ok(_) => {
-                    self.retrying(|| {
-                        peers.available_drivers(
-                            &call,
-                            fleet::FindAvailableDriversRequest {
-                                window: Some(window.to_proto()),
-                                licence_class: 0,
-                                page_size: 1,
-                            },
-                        )
-                    })
-                    .await
+        if let (Some(truck_id), Some(driver_id)) = (self.saga.truck_id, self.saga.driver_id) {
+            // Chosen by an earlier version, which looked for a pair before booking it: book
+            // that pair with the key it would have used.
+            let request = fleet::CreateAssignmentRequest {
+                request_id: self.key(&format!("assign:{}", self.saga.assign_attempt)),
+                truck_id: truck_id.to_string(),
+                driver_id: driver_id.to_string(),
+                shipment_id: shipment.id.to_string(),
+                window: Some(window.to_proto()),
+            };
+            return match self.retrying(|| peers.assign(&call, request.clone())).await {
+                Ok(assignment) => self.booked(&assignment).await,
+                Err(Error::Precondition(v))
+                    if v.iter()
+                        .all(|v| matches!(v.kind, "TRUCK_BOOKED" | "DRIVER_BOOKED")) =>
+                {
+                    // Taken meanwhile: let fleet pick.
+                    self.saga.truck_id = None;
+                    self.saga.driver_id = None;
+                    self.save().await?;
+                    Ok(Next::Continue)
                 }
-                Err(_) => Ok(Vec::new()),
+                Err(e) => self.compensate(e, Step::Release).await,
             };
-            let (trucks, drivers) = match (trucks, drivers) {
-                (Ok(t), Ok(d)) => (t, d),
-                (Err(e), _) | (_, Err(e)) => return self.compensate(e, Step::Release).await,
-            };
-            let (Some(truck), Some(driver)) = (trucks.first(), drivers.first()) else {
-                let (kind, what) = if trucks.is_empty() {
-                    (
-                        "NO_TRUCK_AVAILABLE",
-                        "no active truck that carries the load is free for the window",
-                    )
-                } else {
-                    (
-                        "NO_DRIVER_AVAILABLE",
-                        "no active driver with a valid licence is free for the window",
-                    )
-                };
-                let error = Error::Precondition(vec![PreconditionViolation {
-                    kind,
-                    subject: "shipment".to_owned(),
-                    description: what.to_owned(),
-                }]);
-                return self.compensate(error, Step::Release).await;
-            };
-            self.saga.truck_id = Some(parse_uuid(&truck.id)?);
-            self.saga.driver_id = Some(parse_uuid(&driver.id)?);
-            self.saga.assign_attempt += 1;
-            // The choice is saved before the booking, so a retry books the same pair with the
-            // same key.
-            self.save().await?;
         }
-        let (Some(truck_id), Some(driver_id)) = (self.saga.truck_id, self.saga.driver_id) else {
-            return Err(anyhow::anyhow!("saga lost its truck and driver").into());
-        };
-        let request = fleet::CreateAssignmentRequest {
+        // From here on the shipment may hold a booking: a compensation cancels it.
+        self.saga.assign_attempt += 1;
+        let positive = |d: Decimal| (d > Decimal::ZERO).then(|| decimal(d));
+        let request = fleet::AssignAvailableRequest {
             request_id: self.key(&format!("assign:{}", self.saga.assign_attempt)),
-            truck_id: truck_id.to_string(),
-            driver_id: driver_id.to_string(),
             shipment_id: shipment.id.to_string(),
             window: Some(window.to_proto()),
+            min_payload_kg: positive(shipment.total_weight_kg),
+            min_volume_m3: positive(shipment.total_volume_m3),
+            licence_class: 0,
         };
-        match self.retrying(|| peers.assign(&call, request.clone())).await {
-            Ok(assignment) => {
-                self.saga.assignment_id = Some(parse_uuid(&assignment.id)?);
-                self.goto(Step::Commit).await
-            }
-            Err(Error::Precondition(v))
-                if self.saga.assign_attempt < MAX_ASSIGN_ATTEMPTS
-                    && v.iter()
-                        .all(|v| matches!(v.kind, "TRUCK_BOOKED" | "DRIVER_BOOKED")) =>
-            {
-                // Taken meanwhile by another shipment: pick again.
-                self.saga.truck_id = None;
-                self.saga.driver_id = None;
-                self.save().await?;
-                Ok(Next::Continue)
-            }
+        match self
+            .retrying(|| peers.assign_available(&call, request.clone()))
+            .await
+        {
+            Ok(assignment) => self.booked(&assignment).await,
             // The booking may or may not have been made: release the stock first (the scarce
             // shared resource), then cancel whatever booking the shipment has.
             Err(e) => self.compensate(e, Step::Release).await,
         }
+    }
+
+    /// Notes the booking fleet made; the commit saves it with the shipment.
+    async fn booked(&mut self, assignment: &fleet::Assignment) -> Result<Next, Error> {
+        self.saga.truck_id = Some(parse_uuid(&assignment.truck_id)?);
+        self.saga.driver_id = Some(parse_uuid(&assignment.driver_id)?);
+        self.saga.assignment_id = Some(parse_uuid(&assignment.id)?);
+        self.advance(Step::Commit).await
     }
 
     async fn consume(&mut self) -> Result<Next, Error> {
@@ -659,7 +671,7 @@ impl Runner {
             )
             .into());
         }
-        self.goto(Step::Commit).await
+        self.advance(Step::Commit).await
     }
 
     async fn release(&mut self, kind: Kind, compensating: bool) -> Result<Next, Error> {
@@ -675,8 +687,9 @@ impl Runner {
             .await?;
         match (kind, compensating) {
             (Kind::Cancel, _) => self.goto(Step::Unassign).await,
-            // A plan that got as far as choosing a truck may have booked it.
-            _ if self.saga.truck_id.is_some() || self.saga.assign_attempt > 0 => {
+            // A plan that got as far as booking, or that was resumed (it may have), cancels
+            // whatever booking the shipment has.
+            _ if self.resumed || self.saga.truck_id.is_some() || self.saga.assign_attempt > 0 => {
                 self.goto(Step::Unassign).await
             }
             _ => self.goto(Step::End).await,
@@ -756,10 +769,11 @@ impl Runner {
             },
         )
         .await?;
-        emit(&mut tx, &row, event, None).await?;
         self.saga.state = SagaState::Done.as_str().to_owned();
         self.saga.step = Step::End.as_str().to_owned();
         self.save_in(&mut tx).await?;
+        // Last: the event takes the tenant's outbox counter, held until the commit.
+        emit(&mut tx, &row, event, None).await?;
         tx.commit().await?;
         tracing::info!(saga = %self.saga.id, kind = %self.saga.kind, "saga done");
         Ok(Next::Finished(Box::new(row)))
@@ -773,17 +787,37 @@ impl Runner {
         let row = shipments::get(&mut tx, self.saga.shipment_id, true)
             .await?
             .ok_or_else(|| anyhow::anyhow!("shipment of saga {} vanished", self.saga.id))?;
-        emit(&mut tx, &row, EventType::PlanFailed, None).await?;
         self.saga.state = SagaState::Failed.as_str().to_owned();
         if self.saga.error_code.is_none() {
             self.saga.error_code = Some(tonic::Code::Aborted as i32);
             self.saga.error_message = "undone after a restart".to_owned();
         }
         self.save_in(&mut tx).await?;
+        // Last: the event takes the tenant's outbox counter, held until the commit.
+        emit(&mut tx, &row, EventType::PlanFailed, None).await?;
         tx.commit().await?;
         tracing::info!(saga = %self.saga.id, "saga failed and undone");
         Ok(Next::Finished(Box::new(row)))
     }
+}
+
+/// ReserveStock's NOT_FOUND of the origin warehouse or a material (deleted since the shipment
+/// or its item was written) as the request field that names it.
+fn unknown_reference(error: Error) -> Error {
+    let field = match &error {
+        Error::NotFound(r) if r.kind == "logistics.inventory.v1.Warehouse" => {
+            "shipment.origin_warehouse_id"
+        }
+        Error::NotFound(r) if r.kind == "logistics.inventory.v1.Material" => {
+            "shipment_item.material_id"
+        }
+        _ => return error,
+    };
+    Error::Precondition(vec![PreconditionViolation {
+        kind: "UNKNOWN_REFERENCE",
+        subject: field.to_owned(),
+        description: format!("{field} names something inventory has deleted"),
+    }])
 }
 
 fn parse_uuid(raw: &str) -> Result<Uuid, Error> {
@@ -822,7 +856,7 @@ pub async fn recover_once(state: &Arc<State>) -> Result<usize, Error> {
         let state = Arc::clone(state);
         tokio::spawn(async move {
             let id = saga.id;
-            if let Err(e) = drive(&state, saga, call).await {
+            if let Err(e) = drive(&state, saga, call, None).await {
                 tracing::info!(saga = %id, error = %describe(&e), "recovered saga stopped");
             }
         });

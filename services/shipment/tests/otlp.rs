@@ -37,12 +37,10 @@ const FLEET: &str = "logistics.fleet.v1.FleetService";
 const SERVICE_NAME: &str = "shipment-otlp-test";
 
 /// What the planning of one shipment calls, as (`rpc.service`, `rpc.method`).
-const PLAN_CALLS: [(&str, &str); 5] = [
+const PLAN_CALLS: [(&str, &str); 3] = [
     (PARTNER, "GetPartner"),
-    (INVENTORY, "GetWarehouse"),
     (INVENTORY, "ReserveStock"),
-    (FLEET, "FindAvailableTrucks"),
-    (FLEET, "CreateAssignment"),
+    (FLEET, "AssignAvailable"),
 ];
 
 /// An OTLP trace collector that keeps every span it is sent, with the logs of the process.

@@ -141,6 +141,11 @@ pub(crate) async fn announce_change(tx: &mut Tx, shipment_id: Uuid) -> Result<()
 }
 
 /// Writes an outbox event about `row` (as it is now) in the transaction of the change.
+///
+/// The event takes the next number of the tenant's gap-free outbox sequence: the counter row
+/// stays locked until the transaction ends, so every other change of the tenant that emits
+/// waits for it. Call this last, right before the commit (the benchmark measured 44 ms mean
+/// inside `append_event` at 32 concurrent plans while the saga's save still followed it).
 pub(crate) async fn emit(
     tx: &mut Tx,
     row: &ShipmentRow,
