@@ -37,6 +37,11 @@ pub struct Outcome {
     pub p99_ms: f64,
     /// The first few distinct error messages, with their counts.
     pub error_kinds: BTreeMap<String, u64>,
+    /// Operations finished, warm-up and failures included (what the CPU figures divide by).
+    pub finished: u64,
+    /// Milliseconds of CPU per finished operation, by process group (see [`crate::cpu`]);
+    /// empty unless the run knows the services' pids.
+    pub cpu_ms_per_op: BTreeMap<String, f64>,
 }
 
 /// How long to run.
@@ -134,6 +139,8 @@ where
         p95_ms: ms(0.95),
         p99_ms: ms(0.99),
         error_kinds,
+        finished: done.load(Ordering::Relaxed),
+        cpu_ms_per_op: BTreeMap::new(),
     })
 }
 

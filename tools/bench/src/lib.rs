@@ -4,6 +4,7 @@
 //! to prove the hot queries use indexes.
 
 pub mod call;
+pub mod cpu;
 pub mod drive;
 pub mod explain;
 pub mod inventory;

@@ -14,6 +14,7 @@ use tonic_health::pb::health_client::HealthClient;
 use uuid::Uuid;
 
 use crate::call::{self, Session, authed, grpc};
+use crate::cpu;
 use crate::drive::{self, Outcome, Timing};
 use crate::inventory::{Fixture, Path, Target};
 use crate::login::{self, LoginPath};
@@ -63,6 +64,10 @@ pub struct RunArgs {
     /// Seconds measured per scenario and concurrency.
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    /// Only the scenarios whose names start with one of these (e.g. `PlanShipment,GetMaterial`);
+    /// all when empty. The bare gRPC bound always runs.
+    #[arg(long, value_delimiter = ',')]
+    pub scenarios: Vec<String>,
     /// Seconds of warm-up before each measurement.
     #[arg(long, default_value_t = 2)]
     pub warmup_seconds: u64,
@@ -131,26 +136,40 @@ pub async fn run(args: RunArgs, admin_url: &str) -> anyhow::Result<Report> {
     };
 
     tokio::time::sleep(Duration::from_secs(args.settle_seconds)).await;
-    let sampler = args.pid_dir.as_deref().map(|dir| {
-        Sampler::start(
-            dir,
-            &["identity", "partner", "fleet", "inventory", "shipment"],
-        )
-    });
+    const SERVICES: &[&str] = &["identity", "partner", "fleet", "inventory", "shipment"];
+    let sampler = args
+        .pid_dir
+        .as_deref()
+        .map(|dir| Sampler::start(dir, SERVICES));
+    let processes = args
+        .pid_dir
+        .as_deref()
+        .map(|dir| cpu::Processes::of(dir, SERVICES))
+        .unwrap_or_default();
     let mut outcomes = Vec::new();
     for &c in &args.concurrency {
         // Drives `$call` (with `$t` a clone of `$target`) as scenario `$label` over `$path`.
         macro_rules! scenario {
             ($label:expr, $path:expr, $target:expr, |$t:ident| $call:expr) => {{
-                let target = $target.clone();
-                outcomes.push(
-                    drive::drive($label, $path, c, timing, move |_, _| {
+                let label: &str = $label;
+                if label == "Health"
+                    || args.scenarios.is_empty()
+                    || args.scenarios.iter().any(|s| label.starts_with(s.as_str()))
+                {
+                    let target = $target.clone();
+                    let before = processes.snapshot();
+                    let mut outcome = drive::drive(label, $path, c, timing, move |_, _| {
                         let $t = target.clone();
                         async move { $call }
                     })
-                    .await?,
-                );
-                print(outcomes.last());
+                    .await?;
+                    if args.pid_dir.is_some() {
+                        outcome.cpu_ms_per_op =
+                            before.per_operation(&processes.snapshot(), outcome.finished);
+                    }
+                    print(&outcome);
+                    outcomes.push(outcome);
+                }
             }};
         }
         let health = HealthClient::new(channel.clone());
@@ -280,12 +299,21 @@ async fn fixture(
     })
 }
 
-fn print(outcome: Option<&Outcome>) {
-    if let Some(o) = outcome {
-        println!(
-            "{:<24} {:<9} c={:<4} {:>9.1}/s  p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  errors {}",
-            o.scenario, o.path, o.concurrency, o.throughput, o.p50_ms, o.p95_ms, o.p99_ms, o.errors
-        );
+fn print(o: &Outcome) {
+    println!(
+        "{:<24} {:<9} c={:<4} {:>9.1}/s  p50 {:>7.2} ms  p95 {:>7.2} ms  p99 {:>7.2} ms  errors {}",
+        o.scenario, o.path, o.concurrency, o.throughput, o.p50_ms, o.p95_ms, o.p99_ms, o.errors
+    );
+    if !o.cpu_ms_per_op.is_empty() {
+        let total: f64 = o.cpu_ms_per_op.values().sum();
+        let groups = o
+            .cpu_ms_per_op
+            .iter()
+            .filter(|(_, ms)| **ms >= 0.005)
+            .map(|(group, ms)| format!("{group} {ms:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!("{:<24} CPU ms per call: {total:.3} ({groups})", "");
     }
 }
 
