@@ -41,7 +41,7 @@ use time::OffsetDateTime;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use crate::api::{State, emit};
+use crate::api::{State, emit, references};
 use crate::domain::shipment::{EventType, booking_window};
 use crate::domain::status::{Status, Transition};
 use crate::peers::CallContext;
@@ -531,12 +531,7 @@ impl Runner {
         let Loaded { shipment, lines } = self.load().await?;
         let (shipment, lines) = (shipment.clone(), lines.clone());
         if let Err(e) = self.check_references(&shipment, &lines).await {
-            // A resumed saga may have reserved (and booked) before: undo whatever it holds.
-            return if self.resumed {
-                self.compensate(e, Step::Release).await
-            } else {
-                self.fail_before_anything(e).await
-            };
+            return self.fail_to_reserve(e).await;
         }
         let request = inventory::ReserveStockRequest {
             idempotency_key: self.key("reserve"),
@@ -558,8 +553,7 @@ impl Runner {
                 // In doubt: it may have been applied; release whatever is held.
                 self.compensate(e, Step::Release).await
             }
-            Err(e) if self.resumed => self.compensate(unknown_reference(e), Step::Release).await,
-            Err(e) => self.fail_before_anything(unknown_reference(e)).await,
+            Err(e) => self.fail_to_reserve(reserve_refusal(e)).await,
         }
     }
 
@@ -581,16 +575,21 @@ impl Runner {
         }
         let peers = &self.state.peers;
         let call = &self.call;
-        use crate::api::references;
         self.retrying(|| {
             references::customer(peers, call, "shipment.customer_id", shipment.customer_id)
         })
         .await
     }
 
-    /// Planning failed before anything was reserved or booked: close it.
-    async fn fail_before_anything(&mut self, error: Error) -> Result<Next, Error> {
-        self.compensate(error, Step::End).await
+    /// Planning was refused before its reservation: close it. A resumed saga may have reserved
+    /// (and booked) in an earlier run, so it undoes whatever the shipment holds first.
+    async fn fail_to_reserve(&mut self, error: Error) -> Result<Next, Error> {
+        let next = if self.resumed {
+            Step::Release
+        } else {
+            Step::End
+        };
+        self.compensate(error, next).await
     }
 
     async fn assign(&mut self) -> Result<Next, Error> {
@@ -803,21 +802,16 @@ impl Runner {
 
 /// ReserveStock's NOT_FOUND of the origin warehouse or a material (deleted since the shipment
 /// or its item was written) as the request field that names it.
-fn unknown_reference(error: Error) -> Error {
-    let field = match &error {
+fn reserve_refusal(error: Error) -> Error {
+    match &error {
         Error::NotFound(r) if r.kind == "logistics.inventory.v1.Warehouse" => {
-            "shipment.origin_warehouse_id"
+            references::unknown_reference("shipment.origin_warehouse_id")
         }
         Error::NotFound(r) if r.kind == "logistics.inventory.v1.Material" => {
-            "shipment_item.material_id"
+            references::unknown_reference("shipment_item.material_id")
         }
-        _ => return error,
-    };
-    Error::Precondition(vec![PreconditionViolation {
-        kind: "UNKNOWN_REFERENCE",
-        subject: field.to_owned(),
-        description: format!("{field} names something inventory has deleted"),
-    }])
+        _ => error,
+    }
 }
 
 fn parse_uuid(raw: &str) -> Result<Uuid, Error> {

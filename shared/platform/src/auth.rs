@@ -189,9 +189,10 @@ const VERIFIED_CAPACITY: usize = 10_000;
 /// (at most once per `min_refresh_interval`, so random `kid`s cannot flood identity).
 ///
 /// Tokens that verified are remembered by their SHA-256 until they expire: a client calls many
-/// times with one token, and the Ed25519 check was most of what a cheap call cost (GetMaterial:
-/// ~70 µs of ~250 µs of the service's CPU). Only tokens that passed every check are kept, and
-/// a remembered one is refused from the moment the full check would refuse it for its age.
+/// times with one token, and the Ed25519 check ran on every call (the benchmark's GetMaterial:
+/// inventory's CPU per call fell from 0.254 to 0.177 ms with this). Only tokens that passed
+/// every check are kept, and a remembered one is refused from the moment the full check would
+/// refuse it for its age.
 pub struct TokenVerifier {
     issuer: String,
     audience: String,

@@ -6,7 +6,7 @@ use logistics_platform::aip::{self, id_and_etag, require_id};
 use logistics_platform::auth::Caller;
 use logistics_platform::authz::Permission;
 use logistics_platform::context::DbContext;
-use logistics_platform::error::{Error, FieldViolation, Resource, Violations, parsed};
+use logistics_platform::error::{Conflict, Error, FieldViolation, Resource, Violations, parsed};
 use logistics_platform::fields::Text;
 use logistics_proto::fleet::v1 as pb;
 use prost::Message;
@@ -150,7 +150,7 @@ pub async fn assign_available(
                 if pick < MAX_PICKS
                     && refused
                         .iter()
-                        .all(|r| matches!(r.kind, "TRUCK_BOOKED" | "DRIVER_BOOKED")) =>
+                        .all(|r| r.kind == TRUCK_BOOKED.kind || r.kind == DRIVER_BOOKED.kind) =>
             {
                 continue;
             }
@@ -167,9 +167,7 @@ pub async fn assign_available(
             %shipment_id, "assignment created for the first free pair");
         return Ok(response);
     }
-    Err(Error::Aborted(
-        logistics_platform::error::Conflict::Concurrency,
-    ))
+    Err(Error::Aborted(Conflict::Concurrency))
 }
 
 /// One assignment. A driver user sees only its own.

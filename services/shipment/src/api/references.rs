@@ -23,14 +23,19 @@ fn refused(kind: &'static str, field: &str, description: impl Into<String>) -> E
     }])
 }
 
+/// `field` names nothing its owner has (or lets the caller see).
+pub fn unknown_reference(field: &str) -> Error {
+    refused(
+        "UNKNOWN_REFERENCE",
+        field,
+        format!("{field} names nothing the caller can see"),
+    )
+}
+
 /// A peer's NOT_FOUND is the request's bad reference.
 fn resolve<T>(field: &str, found: Result<T, Error>) -> Result<T, Error> {
     found.map_err(|e| match e {
-        Error::NotFound(_) => refused(
-            "UNKNOWN_REFERENCE",
-            field,
-            format!("{field} names nothing the caller can see"),
-        ),
+        Error::NotFound(_) => unknown_reference(field),
         other => other,
     })
 }
