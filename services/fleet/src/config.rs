@@ -37,3 +37,22 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
 }
+
+impl Config {
+    /// A configuration for tests: listens on an ephemeral port of 127.0.0.1, runs as
+    /// `database_url` (10 connections), verifies tokens against identity at `identity_url`
+    /// (plain HTTP/2), with fixed keys, no metrics and no TLS.
+    pub fn for_tests(database_url: &str, identity_url: &str) -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database: DatabaseConfig::for_tests(database_url, 10),
+            auth: AuthConfig::for_tests(),
+            identity: IdentityClientConfig::plain(identity_url),
+            tls: TlsConfig::default(),
+            log_format: LogFormat::Json,
+            keys: KeyConfig::for_tests(),
+            metrics: MetricsConfig::default(),
+            shutdown_grace_seconds: 5,
+        }
+    }
+}

@@ -61,16 +61,8 @@ impl Config {
         getrandom::fill(&mut page_key).expect("the OS has randomness");
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database: DatabaseConfig {
-                database_url: secrecy::SecretString::from(database_url.to_owned()),
-                migration_database_url: None,
-                database_max_connections: 10,
-            },
-            auth: AuthConfig {
-                jwt_issuer: "logistics-identity".to_owned(),
-                jwt_audience: "logistics".to_owned(),
-                jwks_min_refresh_seconds: 0,
-            },
+            database: DatabaseConfig::for_tests(database_url, 10),
+            auth: AuthConfig::for_tests(),
             tls: TlsConfig::default(),
             log_format: LogFormat::Json,
             key_encryption_keys: Keyring::generate("test1"),

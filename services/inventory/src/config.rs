@@ -46,22 +46,9 @@ impl Config {
     pub fn for_tests(database_url: &str, identity_url: &str) -> Self {
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database: DatabaseConfig {
-                database_url: secrecy::SecretString::from(database_url.to_owned()),
-                migration_database_url: None,
-                database_max_connections: 10,
-            },
-            auth: AuthConfig {
-                jwt_issuer: "logistics-identity".to_owned(),
-                jwt_audience: "logistics".to_owned(),
-                jwks_min_refresh_seconds: 0,
-            },
-            identity: IdentityClientConfig {
-                identity_url: identity_url.to_owned(),
-                identity_tls_ca: None,
-                client_tls_cert: None,
-                client_tls_key: None,
-            },
+            database: DatabaseConfig::for_tests(database_url, 10),
+            auth: AuthConfig::for_tests(),
+            identity: IdentityClientConfig::plain(identity_url),
             tls: TlsConfig::default(),
             log_format: LogFormat::Json,
             page_token_key: Key32([9; 32]),

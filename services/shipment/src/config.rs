@@ -91,22 +91,9 @@ impl Config {
         let [partner_url, fleet_url, inventory_url] = peers.map(str::to_owned);
         Self {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database: DatabaseConfig {
-                database_url: secrecy::SecretString::from(database_url.to_owned()),
-                migration_database_url: None,
-                database_max_connections: 10,
-            },
-            auth: AuthConfig {
-                jwt_issuer: "logistics-identity".to_owned(),
-                jwt_audience: "logistics".to_owned(),
-                jwks_min_refresh_seconds: 0,
-            },
-            identity: IdentityClientConfig {
-                identity_url: identity_url.to_owned(),
-                identity_tls_ca: None,
-                client_tls_cert: None,
-                client_tls_key: None,
-            },
+            database: DatabaseConfig::for_tests(database_url, 10),
+            auth: AuthConfig::for_tests(),
+            identity: IdentityClientConfig::plain(identity_url),
             peers: PeerConfig {
                 partner_url,
                 fleet_url,
@@ -121,14 +108,7 @@ impl Config {
             },
             tls: TlsConfig::default(),
             log_format: LogFormat::Json,
-            keys: KeyConfig {
-                field_encryption_keys: logistics_platform::crypto::Keyring::parse(
-                    "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
-                )
-                .expect("a valid test keyring"),
-                blind_index_key: logistics_platform::config::Key32([7; 32]),
-                page_token_key: logistics_platform::config::Key32([9; 32]),
-            },
+            keys: KeyConfig::for_tests(),
             metrics: MetricsConfig::default(),
             shutdown_grace_seconds: 5,
         }

@@ -22,6 +22,17 @@ pub struct DatabaseConfig {
     pub database_max_connections: u32,
 }
 
+impl DatabaseConfig {
+    /// Runs as `database_url` with at most `max_connections`, migrating nothing (tests).
+    pub fn for_tests(database_url: &str, max_connections: u32) -> Self {
+        Self {
+            database_url: SecretString::from(database_url.to_owned()),
+            migration_database_url: None,
+            database_max_connections: max_connections,
+        }
+    }
+}
+
 /// Where the service serves its Prometheus metrics.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct MetricsConfig {
@@ -42,6 +53,18 @@ pub struct AuthConfig {
     /// Shortest time between two key refetches triggered by unknown `kid`s, in seconds.
     #[arg(long, env = "JWKS_MIN_REFRESH_SECONDS", default_value_t = 5)]
     pub jwks_min_refresh_seconds: u64,
+}
+
+impl AuthConfig {
+    /// The issuer and audience identity signs with, keys refetched on every unknown `kid`
+    /// (tests rotate keys and expect to be believed at once).
+    pub fn for_tests() -> Self {
+        Self {
+            jwt_issuer: "logistics-identity".to_owned(),
+            jwt_audience: "logistics".to_owned(),
+            jwks_min_refresh_seconds: 0,
+        }
+    }
 }
 
 /// TLS for the service's own listener. Without cert and key the server speaks plaintext; with a
@@ -199,4 +222,18 @@ pub struct KeyConfig {
     /// 32-byte key (base64) that signs page tokens; shared by every replica.
     #[arg(long, env = "PAGE_TOKEN_KEY", hide_env_values = true, value_parser = secret(parse_key32))]
     pub page_token_key: Key32,
+}
+
+impl KeyConfig {
+    /// Fixed keys for tests: one sealing key `k1`, and constant blind-index and page-token keys.
+    pub fn for_tests() -> Self {
+        Self {
+            field_encryption_keys: crate::crypto::Keyring::parse(
+                "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+            )
+            .expect("a valid test keyring"),
+            blind_index_key: Key32([7; 32]),
+            page_token_key: Key32([9; 32]),
+        }
+    }
 }

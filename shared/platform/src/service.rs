@@ -36,6 +36,16 @@ pub struct IdentityClientConfig {
 }
 
 impl IdentityClientConfig {
+    /// Identity at `identity_url` over plain HTTP/2, no client certificate (tests).
+    pub fn plain(identity_url: &str) -> Self {
+        Self {
+            identity_url: identity_url.to_owned(),
+            identity_tls_ca: None,
+            client_tls_cert: None,
+            client_tls_key: None,
+        }
+    }
+
     /// A lazily connected channel to identity, with TLS when configured.
     pub fn channel(&self) -> anyhow::Result<Channel> {
         self.channel_to(&self.identity_url, self.identity_tls_ca.as_deref())

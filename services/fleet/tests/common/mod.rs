@@ -6,17 +6,13 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use fleet::config::{Config, KeyConfig};
+use fleet::config::Config;
 use fleet::schema::{MIGRATOR, SCHEMA};
 use logistics_harness::{Identity, Server};
-use logistics_platform::config::{AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig};
-use logistics_platform::crypto::Keyring;
-use logistics_platform::service::IdentityClientConfig;
 use logistics_proto::fleet::v1 as pb;
 use logistics_proto::identity::v1 as idpb;
 use logistics_proto::r#type::v1 as types;
 use pb::fleet_service_client::FleetServiceClient;
-use secrecy::SecretString;
 use tonic::Status;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -173,38 +169,10 @@ impl TestApp {
 
 /// The configuration fleet tests run with.
 pub fn test_config(identity: &Identity) -> Config {
-    Config {
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
-        database: DatabaseConfig {
-            database_url: SecretString::from(identity.db.url_as(SCHEMA.app_role)),
-            migration_database_url: None,
-            // Room for the concurrency tests: every racing call holds a connection.
-            database_max_connections: 30,
-        },
-        auth: AuthConfig {
-            jwt_issuer: "logistics-identity".to_owned(),
-            jwt_audience: "logistics".to_owned(),
-            jwks_min_refresh_seconds: 0,
-        },
-        identity: IdentityClientConfig {
-            identity_url: identity.url(),
-            identity_tls_ca: None,
-            client_tls_cert: None,
-            client_tls_key: None,
-        },
-        tls: TlsConfig::default(),
-        log_format: LogFormat::Json,
-        keys: KeyConfig {
-            field_encryption_keys: Keyring::parse(
-                "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
-            )
-            .unwrap(),
-            blind_index_key: Key32([7; 32]),
-            page_token_key: Key32([9; 32]),
-        },
-        metrics: logistics_platform::config::MetricsConfig::default(),
-        shutdown_grace_seconds: 5,
-    }
+    let mut config = Config::for_tests(&identity.db.url_as(SCHEMA.app_role), &identity.url());
+    // Room for the concurrency tests: every racing call holds a connection.
+    config.database.database_max_connections = 30;
+    config
 }
 
 /// A valid VIN with serial number `serial` (its check digit found by trying).

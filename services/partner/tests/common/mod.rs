@@ -14,7 +14,6 @@ use logistics_proto::partner::v1 as pb;
 use partner::app::{self, MIGRATOR, SCHEMA};
 use partner::config::{Config, KeyConfig};
 use pb::partner_service_client::PartnerServiceClient;
-use secrecy::SecretString;
 use tonic::Status;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -187,22 +186,9 @@ pub async fn client_at(addr: SocketAddr) -> PartnerServiceClient<Channel> {
 pub fn test_config(identity: &Identity, field_encryption_keys: &str) -> Config {
     Config {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
-        database: DatabaseConfig {
-            database_url: SecretString::from(identity.db.url_as(SCHEMA.app_role)),
-            migration_database_url: None,
-            database_max_connections: 10,
-        },
-        auth: AuthConfig {
-            jwt_issuer: "logistics-identity".to_owned(),
-            jwt_audience: "logistics".to_owned(),
-            jwks_min_refresh_seconds: 0,
-        },
-        identity: IdentityClientConfig {
-            identity_url: identity.url(),
-            identity_tls_ca: None,
-            client_tls_cert: None,
-            client_tls_key: None,
-        },
+        database: DatabaseConfig::for_tests(&identity.db.url_as(SCHEMA.app_role), 10),
+        auth: AuthConfig::for_tests(),
+        identity: IdentityClientConfig::plain(&identity.url()),
         tls: TlsConfig::default(),
         log_format: LogFormat::Json,
         keys: KeyConfig {

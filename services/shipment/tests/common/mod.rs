@@ -23,7 +23,6 @@ use logistics_proto::partner::v1 as partnerpb;
 use logistics_proto::shipment::v1 as pb;
 use logistics_proto::r#type::v1 as types;
 use pb::shipment_service_client::ShipmentServiceClient;
-use secrecy::SecretString;
 use shipment::config::{Config, PeerConfig, SagaConfig};
 use time::OffsetDateTime;
 use tonic::Status;
@@ -69,28 +68,15 @@ pub struct Stack {
 }
 
 fn auth() -> AuthConfig {
-    AuthConfig {
-        jwt_issuer: "logistics-identity".to_owned(),
-        jwt_audience: "logistics".to_owned(),
-        jwks_min_refresh_seconds: 0,
-    }
+    AuthConfig::for_tests()
 }
 
 fn identity_client(identity: &Identity) -> IdentityClientConfig {
-    IdentityClientConfig {
-        identity_url: identity.url(),
-        identity_tls_ca: None,
-        client_tls_cert: None,
-        client_tls_key: None,
-    }
+    IdentityClientConfig::plain(&identity.url())
 }
 
 fn database(identity: &Identity, spec: &SchemaSpec, connections: u32) -> DatabaseConfig {
-    DatabaseConfig {
-        database_url: SecretString::from(identity.db.url_as(spec.app_role)),
-        migration_database_url: None,
-        database_max_connections: connections,
-    }
+    DatabaseConfig::for_tests(&identity.db.url_as(spec.app_role), connections)
 }
 
 fn keys() -> KeyConfig {
