@@ -95,9 +95,16 @@ pub async fn create_assignment(
 
 const ASSIGN_AVAILABLE: &str = "AssignAvailable";
 
-/// How many times a booking picks again after a pair it picked was booked by a transaction that
-/// committed after the pick's snapshot (locked rows are passed over, so this is rare).
-const MAX_PICKS: usize = 5;
+/// How many times a booking picks again: after a pair it picked was booked by a transaction that
+/// committed after the pick's snapshot, or when every fitting truck or driver that is free is
+/// locked by other bookings in flight (they may yet fail and free it).
+const MAX_PICKS: usize = 8;
+
+/// The pause before picking again while other bookings hold the free trucks or drivers: a
+/// little longer each time, so a crowd of bookings spreads out.
+fn pause_before(pick: usize) -> std::time::Duration {
+    std::time::Duration::from_millis(5 * pick as u64)
+}
 
 /// Picks a free truck that carries the load and a free, licensed driver, and books them in the
 /// same transaction. A retry with the same `request_id` returns the first assignment.
@@ -134,12 +141,28 @@ pub async fn assign_available(
             return Ok(first);
         }
         let truck = trucks::available(&mut tx, &window, payload, volume, 1, Booking::Lock).await?;
-        let Some(truck) = truck.first() else {
-            return Err(Error::Precondition(vec![NO_TRUCK_AVAILABLE.violation()]));
+        let driver = match truck.first() {
+            Some(_) => drivers::available(&mut tx, &window, class, 1, Booking::Lock).await?,
+            None => Vec::new(),
         };
-        let driver = drivers::available(&mut tx, &window, class, 1, Booking::Lock).await?;
-        let Some(driver) = driver.first() else {
-            return Err(Error::Precondition(vec![NO_DRIVER_AVAILABLE.violation()]));
+        let (Some(truck), Some(driver)) = (truck.first(), driver.first()) else {
+            // Nothing free and unlocked: a refusal only if nothing is free at all, seen afresh
+            // (the truck picked may have been booked just before its lock was taken). A free
+            // truck or driver that another booking in flight holds is waited for: that booking
+            // may still fail. Trucks are looked at last: a booking committing between the two
+            // looks must not make a fleet that ran out of trucks look short of drivers.
+            let free_driver = drivers::available(&mut tx, &window, class, 1, Booking::Look);
+            let no_driver = free_driver.await?.is_empty();
+            let free_truck = trucks::available(&mut tx, &window, payload, volume, 1, Booking::Look);
+            if free_truck.await?.is_empty() {
+                return Err(Error::Precondition(vec![NO_TRUCK_AVAILABLE.violation()]));
+            }
+            if no_driver {
+                return Err(Error::Precondition(vec![NO_DRIVER_AVAILABLE.violation()]));
+            }
+            drop(tx);
+            tokio::time::sleep(pause_before(pick)).await;
+            continue;
         };
         let id = Uuid::now_v7();
         let row = match store::insert(&mut tx, id, truck.id, driver.id, shipment_id, &window).await

@@ -39,6 +39,21 @@ impl Booking {
     }
 }
 
+/// The `column` (`truck_id` or `driver_id`) of every active assignment overlapping the window
+/// whose start and end are bound as parameters `$start` and `$end`, for a `NOT IN`.
+///
+/// The overlap is written on the stored bounds, not as `time_window && ...`: under row-level
+/// security only leakproof comparisons may become index conditions, and these let
+/// `assignments_active_by_end` skip every booking that ended before the window (migration
+/// 0006). The tenant is named so the condition holds whatever other policies are ORed in.
+fn busy(column: &str, start: u8, end: u8) -> String {
+    format!(
+        "SELECT a.{column} FROM fleet.assignments a \
+         WHERE a.tenant_id = fleet.current_tenant_id() AND a.status = 'active' \
+           AND a.window_end > ${start} AND a.window_start < ${end}"
+    )
+}
+
 /// A window as a `tstzrange` `[start, end)`.
 pub fn range(window: &Window) -> PgRange<OffsetDateTime> {
     window.range()

@@ -358,11 +358,11 @@ pub async fn available(
         "{SELECT} t WHERE deleted_at IS NULL AND status = 'active' \
            AND ($2::numeric IS NULL OR payload_capacity_kg >= $2) \
            AND ($3::numeric IS NULL OR volume_capacity_m3 >= $3) \
-           AND t.id NOT IN (SELECT a.truck_id FROM fleet.assignments a \
-                 WHERE a.status = 'active' AND a.time_window && $1) \
+           AND t.id NOT IN ({}) \
            AND t.id NOT IN (SELECT m.truck_id FROM fleet.maintenance_records m \
                  WHERE m.deleted_at IS NULL AND m.scheduled_window && $1) \
          ORDER BY payload_capacity_kg, volume_capacity_m3, id LIMIT $4{}",
+        super::busy("truck_id", 5, 6),
         booking.suffix("t")
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -370,6 +370,8 @@ pub async fn available(
         .bind(min_payload_kg)
         .bind(min_volume_m3)
         .bind(limit)
+        .bind(window.start)
+        .bind(window.end)
         .fetch_all(&mut **tx)
         .await?)
 }
