@@ -1,8 +1,9 @@
 //! Finding free trucks and drivers reads only the bookings that can overlap the window asked
-//! for, however long the tenant's history: with 6,000 finished bookings the busy-trucks and
-//! busy-drivers subplans of FindAvailableTrucks, FindAvailableDrivers and AssignAvailable go
-//! through `assignments_active_by_end` with the window's start as index condition, and nothing
-//! reads a big table sequentially. Plans come from auto_explain as in `explain.rs`; the trucks
+//! for, however many the tenant has before and after it: with 3,000 finished and 3,000 future
+//! bookings (and one long one across the window) the busy-trucks and busy-drivers subplans of
+//! FindAvailableTrucks, FindAvailableDrivers and AssignAvailable read `assignments_active_by_start`
+//! between both bounds of the window (the lower one less the longest booking, from
+//! `assignments_active_by_length`), and nothing reads a big table sequentially. Plans come from auto_explain as in `explain.rs`; the trucks
 //! and drivers are created through the running fleet service by the benchmark's own populate.
 
 use bench::explain;
@@ -15,11 +16,12 @@ use logistics_proto::partner::v1::partner_service_client::PartnerServiceClient;
 use logistics_proto::r#type::v1::TimeWindow;
 use pb::fleet_service_client::FleetServiceClient;
 use serde_json::Value;
+use sqlx::Row as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Finished bookings loaded before the calls: three times the table size below which a
-/// sequential scan is accepted.
+/// Hour-long bookings loaded before the calls, half of them finished and half a week or more
+/// ahead: three times the table size below which a sequential scan is accepted.
 const HISTORY: i64 = 6_000;
 
 #[tokio::test]
@@ -56,23 +58,37 @@ async fn picking_free_trucks_and_drivers_reads_only_bookings_that_can_overlap() 
         .expect("trucks and drivers through fleet");
     assert_eq!((populated.trucks, populated.drivers), (20, 30));
 
-    // A year of finished hour-long bookings, round-robin over the trucks and drivers.
+    // Hour-long bookings round-robin over the trucks and drivers: the first half finished (the
+    // last two days before now left free), the second half from a week after tomorrow on.
+    // Then the first truck and driver booked for four days across tomorrow.
     let booked = sqlx::query(
         "WITH t AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM fleet.trucks WHERE tenant_id = $1), \
-              d AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM fleet.drivers WHERE tenant_id = $1) \
+              d AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM fleet.drivers WHERE tenant_id = $1), \
+              h AS (SELECT i, CASE WHEN i < $2 / 2 \
+                                   THEN date_trunc('hour', now()) - make_interval(hours => (i + 50)::int) \
+                                   ELSE date_trunc('day', now()) + make_interval(days => 8, hours => (i - $2 / 2)::int) \
+                              END AS starts \
+                      FROM generate_series(0, $2 - 1) i) \
          INSERT INTO fleet.assignments (tenant_id, id, truck_id, driver_id, shipment_id, time_window) \
          SELECT $1, gen_random_uuid(), t.id, d.id, gen_random_uuid(), \
-                tstzrange(date_trunc('hour', now()) - make_interval(hours => (i + 2)::int), \
-                          date_trunc('hour', now()) - make_interval(hours => (i + 1)::int)) \
-           FROM generate_series(0, $2 - 1) i \
-           JOIN t ON t.n = i % 20 JOIN d ON d.n = i % 30",
+                tstzrange(h.starts, h.starts + interval '1 hour') \
+           FROM h JOIN t ON t.n = h.i % 20 JOIN d ON d.n = h.i % 30 \
+         UNION ALL \
+         SELECT $1, gen_random_uuid(), t.id, d.id, gen_random_uuid(), \
+                tstzrange(date_trunc('day', now()), date_trunc('day', now()) + interval '4 days') \
+           FROM t JOIN d ON d.n = 0 WHERE t.n = 0 \
+         RETURNING truck_id, driver_id",
     )
     .bind(identity.tenant_id)
     .bind(HISTORY)
-    .execute(&admin)
+    .fetch_all(&admin)
     .await
-    .expect("history of bookings");
-    assert_eq!(booked.rows_affected(), HISTORY as u64);
+    .expect("bookings");
+    assert_eq!(booked.len() as i64, HISTORY + 1);
+    let long: (Uuid, Uuid) = booked
+        .last()
+        .map(|row| (row.get("truck_id"), row.get("driver_id")))
+        .expect("the long booking");
     sqlx::query("ANALYZE fleet.assignments")
         .execute(&admin)
         .await
@@ -92,7 +108,8 @@ async fn picking_free_trucks_and_drivers_reads_only_bookings_that_can_overlap() 
         .expect("free trucks")
         .into_inner()
         .trucks;
-    assert_eq!(trucks.len(), 20, "history does not make a truck busy");
+    assert_eq!(trucks.len(), 19, "only the long booking overlaps");
+    assert!(!trucks.iter().any(|t| t.id == long.0.to_string()));
     let drivers = client
         .find_available_drivers(authed(
             &token,
@@ -105,8 +122,9 @@ async fn picking_free_trucks_and_drivers_reads_only_bookings_that_can_overlap() 
         .expect("free drivers")
         .into_inner()
         .drivers;
-    assert_eq!(drivers.len(), 30, "history does not make a driver busy");
-    client
+    assert_eq!(drivers.len(), 29, "only the long booking overlaps");
+    assert!(!drivers.iter().any(|d| d.id == long.1.to_string()));
+    let assignment = client
         .assign_available(authed(
             &token,
             pb::AssignAvailableRequest {
@@ -117,7 +135,12 @@ async fn picking_free_trucks_and_drivers_reads_only_bookings_that_can_overlap() 
             },
         ))
         .await
-        .expect("a booking from the free ones");
+        .expect("a booking from the free ones")
+        .into_inner()
+        .assignment
+        .expect("an assignment");
+    assert_ne!(assignment.truck_id, long.0.to_string());
+    assert_ne!(assignment.driver_id, long.1.to_string());
 
     let log = logs.contents();
     explain::check(&admin, SCHEMA.schema, &log, 3, &["fleet.assignments"])
@@ -125,24 +148,29 @@ async fn picking_free_trucks_and_drivers_reads_only_bookings_that_can_overlap() 
         .expect("no sequential scan of a big table");
     let picks: Vec<(String, Value)> = explain::explained(&log)
         .into_iter()
-        .filter(|(query, _)| query.contains("a.window_end >"))
+        .filter(|(query, _)| query.contains("a.window_start >"))
         .collect();
     // FindAvailableTrucks, FindAvailableDrivers, and AssignAvailable's truck and driver.
     assert!(picks.len() >= 4, "{} availability plans", picks.len());
     for (query, plan) in &picks {
         let mut reads = Vec::new();
         assignment_reads(plan, &mut reads);
-        assert!(!reads.is_empty(), "no read of assignments in: {query}");
-        for (index, condition) in reads {
-            assert_eq!(
-                index.as_deref(),
-                Some("assignments_active_by_end"),
-                "{query}"
-            );
-            assert!(
-                condition.contains("window_end >"),
-                "index condition {condition:?} in: {query}"
-            );
+        let indexes: Vec<Option<&str>> = reads.iter().map(|(i, _)| i.as_deref()).collect();
+        assert!(
+            indexes.contains(&Some("assignments_active_by_start"))
+                && indexes.iter().all(|i| matches!(
+                    i,
+                    Some("assignments_active_by_start" | "assignments_active_by_length")
+                )),
+            "{indexes:?} in: {query}"
+        );
+        for (index, condition) in &reads {
+            if index.as_deref() == Some("assignments_active_by_start") {
+                assert!(
+                    condition.contains("window_start >") && condition.contains("window_start <"),
+                    "index condition {condition:?} in: {query}"
+                );
+            }
         }
     }
 }
@@ -161,12 +189,17 @@ fn tomorrow() -> TimeWindow {
     }
 }
 
-/// (index name, index condition) of every node of `plan` that reads `assignments`.
+/// (index name, index condition) of every node of `plan` that reads `assignments`; for a bitmap
+/// heap scan, those of the bitmap index scan under it.
 fn assignment_reads(plan: &Value, into: &mut Vec<(Option<String>, String)>) {
     if plan["Relation Name"] == "assignments" {
+        let index = match plan["Node Type"].as_str() {
+            Some("Bitmap Heap Scan") => &plan["Plans"][0],
+            _ => plan,
+        };
         into.push((
-            plan["Index Name"].as_str().map(str::to_owned),
-            plan["Index Cond"].as_str().unwrap_or_default().to_owned(),
+            index["Index Name"].as_str().map(str::to_owned),
+            index["Index Cond"].as_str().unwrap_or_default().to_owned(),
         ));
     }
     for child in plan["Plans"].as_array().into_iter().flatten() {

@@ -371,8 +371,8 @@ pub fn cursor_after(row: &DriverRow, order: Order) -> Cursor {
 ///
 /// The busy drivers are found once (`NOT IN`, a hashed subplan over [`super::busy`]), not once
 /// per driver: a correlated `NOT EXISTS` read the tenant's active assignments for every driver
-/// (186 ms for 300 drivers and 678 assignments). The subplan reads only the bookings that end
-/// after the window starts, through `assignments_active_by_end`.
+/// (186 ms for 300 drivers and 678 assignments). The subplan reads only the bookings that can
+/// overlap the window.
 pub async fn available(
     tx: &mut Tx,
     window: &Window,

@@ -43,14 +43,22 @@ impl Booking {
 /// whose start and end are bound as parameters `$start` and `$end`, for a `NOT IN`.
 ///
 /// The overlap is written on the stored bounds, not as `time_window && ...`: under row-level
-/// security only leakproof comparisons may become index conditions, and these let
-/// `assignments_active_by_end` skip every booking that ended before the window (migration
-/// 0006). The tenant is named so the condition holds whatever other policies are ORed in.
+/// security only leakproof comparisons may become index conditions. A booking that overlaps
+/// starts before the end and after the start minus the tenant's longest active booking (the
+/// joined `l`, from `assignments_active_by_length`), so the scan of `assignments_active_by_start`
+/// covers only the bookings that can overlap (migration 0006). The bound is a join column, not
+/// a sub-select in the condition, so that it becomes part of the index condition. The tenant
+/// is named so the conditions hold whatever other policies are ORed in.
 fn busy(column: &str, start: u8, end: u8) -> String {
     format!(
-        "SELECT a.{column} FROM fleet.assignments a \
-         WHERE a.tenant_id = fleet.current_tenant_id() AND a.status = 'active' \
-           AND a.window_end > ${start} AND a.window_start < ${end}"
+        "SELECT a.{column} \
+           FROM (SELECT ${start}::timestamptz \
+                        - coalesce(max(b.window_end - b.window_start), interval '0') AS earliest \
+                   FROM fleet.assignments b \
+                  WHERE b.tenant_id = fleet.current_tenant_id() AND b.status = 'active') l \
+           JOIN fleet.assignments a ON a.window_start > l.earliest \
+          WHERE a.tenant_id = fleet.current_tenant_id() AND a.status = 'active' \
+            AND a.window_start < ${end} AND a.window_end > ${start}"
     )
 }
 

@@ -344,8 +344,8 @@ pub fn cursor_after(row: &TruckRow, order: Order) -> Cursor {
 /// With [`Booking::Lock`] the trucks returned are locked and trucks another transaction is
 /// booking are passed over.
 ///
-/// The busy trucks are found once (`NOT IN`, hashed subplans), not once per truck: see
-/// `drivers::available`.
+/// The busy trucks are found once (`NOT IN`, hashed subplans over [`super::busy`]), not once
+/// per truck: see `drivers::available`.
 pub async fn available(
     tx: &mut Tx,
     window: &Window,
