@@ -1,5 +1,6 @@
 //! Wiring: from a configuration and a bound listener to a running shipment server, with the
-//! tracking partitions kept ahead, the outbox listener for watchers, and saga recovery.
+//! tracking partitions kept ahead, the outbox publisher and the listener for watchers, and saga
+//! recovery.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use uuid::Uuid;
 use crate::api::{EventFeed, ShipmentApi, State};
 use crate::config::Config;
 use crate::peers::Peers;
+use crate::publisher;
 use crate::saga;
 use crate::schema::{self, MIGRATOR, SCHEMA};
 use crate::sealing::Sealer;
@@ -45,6 +47,7 @@ pub async fn run(
             schema::PARTITION_MONTHS_AHEAD,
         )),
         tokio::spawn(state.feed.clone().listen(pool.clone())),
+        tokio::spawn(publisher::publish_forever(pool.clone())),
         tokio::spawn(saga::recover_forever(Arc::clone(&state))),
     ];
     let serving = Serving {

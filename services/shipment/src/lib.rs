@@ -11,6 +11,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod peers;
+pub mod publisher;
 pub mod saga;
 pub mod schema;
 pub mod sealing;

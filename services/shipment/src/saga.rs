@@ -771,7 +771,6 @@ impl Runner {
         self.saga.state = SagaState::Done.as_str().to_owned();
         self.saga.step = Step::End.as_str().to_owned();
         self.save_in(&mut tx).await?;
-        // Last: the event takes the tenant's outbox counter, held until the commit.
         emit(&mut tx, &row, event, None).await?;
         tx.commit().await?;
         tracing::info!(saga = %self.saga.id, kind = %self.saga.kind, "saga done");
@@ -792,7 +791,6 @@ impl Runner {
             self.saga.error_message = "undone after a restart".to_owned();
         }
         self.save_in(&mut tx).await?;
-        // Last: the event takes the tenant's outbox counter, held until the commit.
         emit(&mut tx, &row, EventType::PlanFailed, None).await?;
         tx.commit().await?;
         tracing::info!(saga = %self.saga.id, "saga failed and undone");

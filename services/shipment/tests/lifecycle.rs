@@ -1268,10 +1268,12 @@ async fn the_database_refuses_what_the_machine_forbids_even_to_the_service_role(
             Some("shipment_items_draft_only".to_owned())
         )
     );
-    // The outbox is written through append_event() only, and nothing is hard-deleted.
+    // The outbox is written through append_event() and published through publish_events()
+    // only, and nothing is hard-deleted.
     for sql in [
         "INSERT INTO shipment.outbox (tenant_id, sequence, shipment_id, event_type, customer_id, payload) \
          VALUES (shipment.current_tenant_id(), 1000000, $1, 'created', gen_random_uuid(), '\\x00')",
+        "UPDATE shipment.outbox SET published_at = now() WHERE shipment_id = $1",
         "DELETE FROM shipment.shipments WHERE id = $1",
     ] {
         assert_eq!(

@@ -515,3 +515,122 @@ async fn the_saga_path_shows_planned_dispatched_tracked_and_delivered_in_order_a
     assert!(shipment.truck_id.is_empty() && shipment.assignment_id.is_empty());
     assert_silent(&mut failing).await;
 }
+
+/// The sequence number of outbox row `id` once the publisher has numbered it.
+async fn numbered(admin: &sqlx::PgPool, id: i64) -> i64 {
+    let waited = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let sequence: Option<i64> =
+                sqlx::query_scalar("SELECT sequence FROM shipment.outbox WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(admin)
+                    .await
+                    .unwrap();
+            if let Some(sequence) = sequence {
+                return sequence;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    waited.await.expect("numbered within 10 s")
+}
+
+/// Appends an (empty) event about `shipment_id` as the runtime role inside `tenant`, in `tx`.
+async fn append(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    tenant: Uuid,
+    shipment: &pb::Shipment,
+) -> i64 {
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+        .bind(tenant.to_string())
+        .execute(&mut **tx)
+        .await
+        .unwrap();
+    sqlx::query_scalar("SELECT shipment.append_event($1, 'updated', $2, NULL, NULL, '')")
+        .bind(Uuid::parse_str(&shipment.id).unwrap())
+        .bind(Uuid::parse_str(&shipment.customer_id).unwrap())
+        .fetch_one(&mut **tx)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn events_are_numbered_in_the_order_their_changes_commit_not_the_order_they_were_written() {
+    let stack = Stack::spawn().await;
+    let world = stack.world().await;
+    let draft = stack.draft(&world, &[]).await;
+    let admin = stack.db().await;
+    let app = sqlx::PgPool::connect(&stack.identity.db.url_as("shipment_app"))
+        .await
+        .unwrap();
+    let tenant = stack.identity.tenant_id;
+    let mut events = watch(&stack, "", "").await;
+    let created = next(&mut events).await;
+    assert_eq!((created.sequence, type_of(&created)), (1, Type::Created));
+
+    // The first writer appends and stays open; a second appends after it and commits first.
+    let mut slow = app.begin().await.unwrap();
+    let written_first = append(&mut slow, tenant, &draft).await;
+    let mut quick = app.begin().await.unwrap();
+    let written_second = append(&mut quick, tenant, &draft).await;
+    assert!(written_first < written_second);
+    quick.commit().await.unwrap();
+    assert_eq!(numbered(&admin, written_second).await, 2);
+    // The open change holds no number, so watchers see 2 right after 1, with nothing skipped.
+    assert_eq!(next(&mut events).await.sequence, 2);
+    slow.commit().await.unwrap();
+    assert_eq!(numbered(&admin, written_first).await, 3);
+    assert_eq!(next(&mut events).await.sequence, 3);
+
+    // Published means numbered, and only the publisher marks it.
+    let (unpublished, unmarked): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE sequence IS NULL), count(*) FILTER (WHERE published_at IS NULL) \
+         FROM shipment.outbox",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!((unpublished, unmarked), (0, 0));
+    assert_silent(&mut events).await;
+}
+
+#[tokio::test]
+async fn twenty_simultaneous_creates_are_numbered_one_to_twenty_each_once() {
+    let stack = Stack::spawn().await;
+    let world = stack.world().await;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(20));
+    let mut creates = Vec::new();
+    for _ in 0..20 {
+        let (mut client, barrier) = (stack.client().await, barrier.clone());
+        let request = pb::CreateShipmentRequest {
+            request_id: Uuid::now_v7().to_string(),
+            shipment: Some(new_shipment(&world)),
+        };
+        let token = stack.admin_token.clone();
+        creates.push(tokio::spawn(async move {
+            barrier.wait().await;
+            client
+                .create_shipment(authed(&token, request))
+                .await
+                .unwrap()
+                .into_inner()
+                .shipment
+                .unwrap()
+                .id
+        }));
+    }
+    let mut created: Vec<String> = Vec::new();
+    for create in creates {
+        created.push(create.await.unwrap());
+    }
+
+    let mut events = watch(&stack, "", "").await;
+    let seen = take(&mut events, 20).await;
+    assert_eq!(sequences(&seen), (1..=20).collect::<Vec<i64>>());
+    assert!(seen.iter().all(|e| type_of(e) == Type::Created));
+    let mut ids = shipment_ids(&seen);
+    ids.sort();
+    created.sort();
+    assert_eq!(ids, created);
+    assert_silent(&mut events).await;
+}

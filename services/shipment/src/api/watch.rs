@@ -1,10 +1,10 @@
 //! WatchShipmentEvents: the outbox replayed from a resume token, then followed as it grows.
 //!
-//! Outbox numbers are gap-free and commit in order per tenant (see the migration), so "every
-//! event after n" read at any moment never skips one that commits later: a watcher resuming
-//! from its last token gets each event once. New commits are announced by NOTIFY (one listener
-//! per replica fans out to its watchers); a watcher also looks every second, so a lost
-//! notification only delays.
+//! Outbox numbers are gap-free and commit in order per tenant (the publisher gives them, see
+//! `crate::publisher`), so "every event after n" read at any moment never skips one numbered
+//! later: a watcher resuming from its last token gets each event once. Published batches are
+//! announced by NOTIFY (one listener per replica fans out to its watchers); a watcher also
+//! looks every second, so a lost notification only delays.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +44,7 @@ fn listing(tenant_id: Uuid) -> String {
     format!("watch|{tenant_id}")
 }
 
-/// Tenants whose outbox grew, announced to every watcher of this replica.
+/// Tenants with newly published events, announced to every watcher of this replica.
 #[derive(Clone)]
 pub struct EventFeed(broadcast::Sender<Uuid>);
 
@@ -55,7 +55,7 @@ impl Default for EventFeed {
 }
 
 impl EventFeed {
-    /// Listens for outbox commits and announces them until the task is dropped; reconnects
+    /// Listens for published events and announces them until the task is dropped; reconnects
     /// after a lost connection (watchers poll meanwhile).
     pub async fn listen(self, pool: PgPool) {
         loop {
