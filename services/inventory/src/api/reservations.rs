@@ -99,10 +99,12 @@ pub async fn reserve_stock(
     {
         return Ok(first);
     }
-    for line in &lines {
-        warehouses::get_live(&mut tx, line.warehouse_id).await?;
-        materials::get_live(&mut tx, line.material_id).await?;
-    }
+    // Every warehouse, then every material, live and held FOR SHARE: two statements whatever
+    // the number of lines.
+    let warehouse_ids: Vec<Uuid> = lines.iter().map(|l| l.warehouse_id).collect();
+    warehouses::lock_live(&mut tx, &warehouse_ids).await?;
+    let material_ids: Vec<Uuid> = lines.iter().map(|l| l.material_id).collect();
+    materials::lock_live(&mut tx, &material_ids).await?;
     let existing = store::of_shipment(&mut tx, shipment_id, true).await?;
     let find = |line: &Line| {
         existing
