@@ -224,14 +224,16 @@ pub struct KeyConfig {
     pub page_token_key: Key32,
 }
 
+/// The sealing keyring of [`KeyConfig::for_tests`], as `FIELD_ENCRYPTION_KEYS` would give it
+/// (for tests that start a service binary).
+pub const TEST_FIELD_ENCRYPTION_KEYS: &str = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+
 impl KeyConfig {
     /// Fixed keys for tests: one sealing key `k1`, and constant blind-index and page-token keys.
     pub fn for_tests() -> Self {
         Self {
-            field_encryption_keys: crate::crypto::Keyring::parse(
-                "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
-            )
-            .expect("a valid test keyring"),
+            field_encryption_keys: crate::crypto::Keyring::parse(TEST_FIELD_ENCRYPTION_KEYS)
+                .expect("a valid test keyring"),
             blind_index_key: Key32([7; 32]),
             page_token_key: Key32([9; 32]),
         }

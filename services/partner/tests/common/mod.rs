@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use logistics_harness::{Identity, Server};
-use logistics_platform::config::{AuthConfig, DatabaseConfig, Key32, LogFormat, TlsConfig};
+use logistics_platform::config::{AuthConfig, DatabaseConfig, LogFormat, TlsConfig};
 use logistics_platform::crypto::Keyring;
 use logistics_platform::service::IdentityClientConfig;
 use logistics_proto::identity::v1 as idpb;
@@ -193,8 +193,7 @@ pub fn test_config(identity: &Identity, field_encryption_keys: &str) -> Config {
         log_format: LogFormat::Json,
         keys: KeyConfig {
             field_encryption_keys: Keyring::parse(field_encryption_keys).unwrap(),
-            blind_index_key: Key32([7; 32]),
-            page_token_key: Key32([9; 32]),
+            ..KeyConfig::for_tests()
         },
         metrics: logistics_platform::config::MetricsConfig::default(),
         shutdown_grace_seconds: 5,

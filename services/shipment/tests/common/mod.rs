@@ -13,7 +13,6 @@ use logistics_harness::{Identity, Server};
 use logistics_platform::config::{
     AuthConfig, DatabaseConfig, Key32, KeyConfig, LogFormat, TlsConfig,
 };
-use logistics_platform::crypto::Keyring;
 use logistics_platform::db::SchemaSpec;
 use logistics_platform::service::IdentityClientConfig;
 use logistics_proto::fleet::v1 as fleetpb;
@@ -41,7 +40,7 @@ pub fn serial() -> u32 {
 }
 
 /// Field encryption keys of every service under test.
-pub const FIELD_KEYS: &str = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+pub const FIELD_KEYS: &str = logistics_platform::config::TEST_FIELD_ENCRYPTION_KEYS;
 
 /// The five services and their database.
 pub struct Stack {
@@ -67,24 +66,8 @@ pub struct Stack {
     pub saga: SagaConfig,
 }
 
-fn auth() -> AuthConfig {
-    AuthConfig::for_tests()
-}
-
-fn identity_client(identity: &Identity) -> IdentityClientConfig {
-    IdentityClientConfig::plain(&identity.url())
-}
-
 fn database(identity: &Identity, spec: &SchemaSpec, connections: u32) -> DatabaseConfig {
     DatabaseConfig::for_tests(&identity.db.url_as(spec.app_role), connections)
-}
-
-fn keys() -> KeyConfig {
-    KeyConfig {
-        field_encryption_keys: Keyring::parse(FIELD_KEYS).unwrap(),
-        blind_index_key: Key32([7; 32]),
-        page_token_key: Key32([9; 32]),
-    }
 }
 
 /// Saga settings for tests: short leases and a quick recovery loop, one retry.
@@ -128,11 +111,11 @@ impl Stack {
         let partner_config = partner::config::Config {
             listen_addr: "127.0.0.1:0".parse().unwrap(),
             database: database(&identity, &partner::app::SCHEMA, 10),
-            auth: auth(),
-            identity: identity_client(&identity),
+            auth: AuthConfig::for_tests(),
+            identity: IdentityClientConfig::plain(&identity.url()),
             tls: TlsConfig::default(),
             log_format: LogFormat::Json,
-            keys: keys(),
+            keys: KeyConfig::for_tests(),
             metrics: logistics_platform::config::MetricsConfig::default(),
             shutdown_grace_seconds: 5,
         };
@@ -163,11 +146,11 @@ impl Stack {
         let config = fleet::config::Config {
             listen_addr: self.fleet_addr,
             database: database(&self.identity, &fleet::schema::SCHEMA, 20),
-            auth: auth(),
-            identity: identity_client(&self.identity),
+            auth: AuthConfig::for_tests(),
+            identity: IdentityClientConfig::plain(&self.identity.url()),
             tls: TlsConfig::default(),
             log_format: LogFormat::Json,
-            keys: keys(),
+            keys: KeyConfig::for_tests(),
             metrics: logistics_platform::config::MetricsConfig::default(),
             shutdown_grace_seconds: 5,
         };
@@ -190,8 +173,8 @@ impl Stack {
         let config = inventory::config::Config {
             listen_addr: self.inventory_addr,
             database: database(&self.identity, &inventory::schema::SCHEMA, 20),
-            auth: auth(),
-            identity: identity_client(&self.identity),
+            auth: AuthConfig::for_tests(),
+            identity: IdentityClientConfig::plain(&self.identity.url()),
             tls: TlsConfig::default(),
             log_format: LogFormat::Json,
             page_token_key: Key32([9; 32]),
@@ -219,8 +202,8 @@ impl Stack {
         Config {
             listen_addr: self.shipment_addr,
             database: database(&self.identity, &shipment::schema::SCHEMA, 20),
-            auth: auth(),
-            identity: identity_client(&self.identity),
+            auth: AuthConfig::for_tests(),
+            identity: IdentityClientConfig::plain(&self.identity.url()),
             peers: PeerConfig {
                 partner_url: format!("http://{}", self.partner.addr),
                 fleet_url: format!("http://{}", self.fleet_addr),
@@ -231,7 +214,7 @@ impl Stack {
             saga: self.saga.clone(),
             tls: TlsConfig::default(),
             log_format: LogFormat::Json,
-            keys: keys(),
+            keys: KeyConfig::for_tests(),
             metrics: logistics_platform::config::MetricsConfig::default(),
             shutdown_grace_seconds: 5,
         }
