@@ -562,6 +562,208 @@ async fn a_retried_release_or_consume_changes_nothing_and_a_reused_key_with_anot
     assert_eq!(app.check_ledger().await, (2, 0));
 }
 
+/// A ledger entry as the tests compare it: kind, warehouse, material, and the on-hand change,
+/// reserved change, on hand after and reserved after.
+type Step = (i32, String, String, [String; 4]);
+
+fn step(
+    kind: pb::MovementKind,
+    warehouse: &pb::Warehouse,
+    material: &pb::Material,
+    changes_and_balances: [&str; 4],
+) -> Step {
+    (
+        kind as i32,
+        warehouse.id.clone(),
+        material.id.clone(),
+        changes_and_balances.map(str::to_owned),
+    )
+}
+
+/// The entries the operation with idempotency key `key` wrote for `shipment`, newest first.
+async fn steps_of(app: &TestApp, shipment: Uuid, key: &str) -> Vec<Step> {
+    movements(
+        app,
+        pb::ListStockMovementsRequest {
+            reference: Some(pb::Reference {
+                r#type: "shipment".to_owned(),
+                id: shipment.to_string(),
+            }),
+            ..Default::default()
+        },
+    )
+    .await
+    .into_iter()
+    .filter(|m| m.idempotency_key == key)
+    .map(|m| {
+        (
+            m.kind,
+            m.warehouse_id,
+            m.material_id,
+            [
+                m.on_hand_change,
+                m.reserved_change,
+                m.on_hand_after,
+                m.reserved_after,
+            ]
+            .map(|d| d.unwrap().value),
+        )
+    })
+    .collect()
+}
+
+/// (warehouse id, material id, quantity, status) of each reservation, as answered.
+fn in_order(reservations: &[pb::Reservation]) -> Vec<(String, String, String, i32)> {
+    reservations
+        .iter()
+        .map(|r| {
+            (
+                r.warehouse_id.clone(),
+                r.material_id.clone(),
+                r.quantity.clone().unwrap().value,
+                r.status,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_reservation_of_new_released_and_held_lines_books_one_entry_per_changed_line_and_one_release_gives_all_back()
+ {
+    let app = TestApp::spawn().await;
+    let (hamburg, berlin) = (app.warehouse("HAM-1").await, app.warehouse("BER-1").await);
+    let (steel, copper, brass) = (
+        app.material("STEEL-1").await,
+        app.material("COPPER-1").await,
+        app.material("BRASS-1").await,
+    );
+    app.receive(&hamburg, &steel, "100").await;
+    app.receive(&hamburg, &copper, "50").await;
+    app.receive(&hamburg, &brass, "20").await;
+    app.receive(&berlin, &steel, "30").await;
+    let shipment = Uuid::now_v7();
+    let first = app
+        .reserve(
+            shipment,
+            &[(&hamburg, &steel, "10"), (&hamburg, &copper, "4")],
+        )
+        .await
+        .unwrap()
+        .reservations;
+    release(&app, release_request(shipment, None, Some(&copper))).await;
+
+    // Berlin steel and Hamburg brass are new; Hamburg copper, released, is held again with the
+    // new quantity; Hamburg steel, held, stays at 10 although this request asks for 99.
+    let request = reserve_request(
+        shipment,
+        &[
+            (&berlin, &steel, "7"),
+            (&hamburg, &copper, "6"),
+            (&hamburg, &steel, "99"),
+            (&hamburg, &brass, "2.5"),
+        ],
+    );
+    let reserved = app
+        .client()
+        .await
+        .reserve_stock(authed(&app.admin_token, request.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .reservations;
+    use pb::ReservationStatus::{Held, Released};
+    assert_eq!(
+        in_order(&reserved),
+        [
+            line(&berlin, &steel, "7", Held),
+            line(&hamburg, &copper, "6", Held),
+            line(&hamburg, &steel, "10", Held),
+            line(&hamburg, &brass, "2.5", Held),
+        ],
+        "one reservation per line, in request order"
+    );
+    assert_eq!(
+        reserved[1].id, first[1].id,
+        "the released reservation is held again"
+    );
+    assert_eq!(reserved[2], first[0], "the held one is left as it is");
+    assert!(
+        reserved
+            .iter()
+            .all(|r| r.shipment_id == shipment.to_string())
+    );
+    assert_eq!(
+        lines_of(&reservations_of(&app, shipment).await),
+        lines_of(&reserved)
+    );
+    // One Reserve entry per line that changed, booked in request order (listed newest first);
+    // none for the line already held.
+    use pb::MovementKind::{Release, Reserve};
+    assert_eq!(
+        steps_of(&app, shipment, &request.idempotency_key).await,
+        [
+            step(Reserve, &hamburg, &brass, ["0", "2.5", "20", "2.5"]),
+            step(Reserve, &hamburg, &copper, ["0", "6", "50", "6"]),
+            step(Reserve, &berlin, &steel, ["0", "7", "30", "7"]),
+        ]
+    );
+    assert_eq!(app.level(&hamburg, &steel).await, level("100", "10", "90"));
+    assert_eq!(app.level(&hamburg, &copper).await, level("50", "6", "44"));
+    assert_eq!(
+        app.level(&hamburg, &brass).await,
+        level("20", "2.5", "17.5")
+    );
+    assert_eq!(app.level(&berlin, &steel).await, level("30", "7", "23"));
+    assert_eq!(app.check_ledger().await, (4, 0));
+    // The same call again answers as the first did and books nothing.
+    let again = app
+        .client()
+        .await
+        .reserve_stock(authed(&app.admin_token, request.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .reservations;
+    assert_eq!(again, reserved);
+    assert_eq!(
+        steps_of(&app, shipment, &request.idempotency_key)
+            .await
+            .len(),
+        3
+    );
+
+    // Every held line back in one call, by warehouse and material, one Release entry each,
+    // booked in that order (listed newest first).
+    let back = release_request(shipment, None, None);
+    let released = release(&app, back.clone()).await;
+    let mut expected = vec![
+        line(&berlin, &steel, "7", Released),
+        line(&hamburg, &copper, "6", Released),
+        line(&hamburg, &steel, "10", Released),
+        line(&hamburg, &brass, "2.5", Released),
+    ];
+    expected.sort();
+    assert_eq!(in_order(&released), expected);
+    let mut booked = vec![
+        step(Release, &berlin, &steel, ["0", "-7", "30", "0"]),
+        step(Release, &hamburg, &copper, ["0", "-6", "50", "0"]),
+        step(Release, &hamburg, &steel, ["0", "-10", "100", "0"]),
+        step(Release, &hamburg, &brass, ["0", "-2.5", "20", "0"]),
+    ];
+    booked.sort();
+    booked.reverse();
+    assert_eq!(
+        steps_of(&app, shipment, &back.idempotency_key).await,
+        booked
+    );
+    assert_eq!(app.level(&hamburg, &steel).await, level("100", "0", "100"));
+    assert_eq!(app.level(&hamburg, &copper).await, level("50", "0", "50"));
+    assert_eq!(app.level(&hamburg, &brass).await, level("20", "0", "20"));
+    assert_eq!(app.level(&berlin, &steel).await, level("30", "0", "30"));
+    assert_eq!(lines_of(&reservations_of(&app, shipment).await), expected);
+    assert_eq!(app.check_ledger().await, (4, 0));
+}
+
 // Bad requests ----------------------------------------------------------------------------------
 
 #[tokio::test]

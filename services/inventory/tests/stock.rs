@@ -549,6 +549,103 @@ async fn the_ledger_is_append_only_for_the_runtime_role_and_levels_change_only_w
     assert_eq!(app.level(&hamburg, &steel).await.0, "10");
 }
 
+/// A transaction of the runtime role in `tenant`'s context, as the service opens them.
+async fn in_tenant(
+    runtime: &sqlx::PgPool,
+    tenant: Uuid,
+) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut tx = runtime.begin().await.unwrap();
+    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+        .bind(tenant.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx
+}
+
+#[tokio::test]
+async fn move_stock_many_applies_its_entries_in_order_and_refuses_arrays_of_different_lengths() {
+    let app = TestApp::spawn().await;
+    let hamburg = app.warehouse("HAM-1").await;
+    let steel = app.material("STEEL-1").await;
+    app.receive(&hamburg, &steel, "10").await;
+    let (warehouse_id, material_id): (Uuid, Uuid) =
+        (hamburg.id.parse().unwrap(), steel.id.parse().unwrap());
+    let runtime = app
+        .identity
+        .db
+        .pool_as(inventory::schema::SCHEMA.app_role)
+        .await
+        .unwrap();
+    let tenant = app.identity.tenant_id;
+    // Entries are applied in array order, each seeing the one before, and come back in it.
+    let call = |arrays: [&str; 6]| {
+        format!(
+            "SELECT kind, on_hand_after::text FROM inventory.move_stock_many({}, '', NULL, NULL, \
+                 gen_random_uuid())",
+            arrays.join(", ")
+        )
+    };
+    let two = [
+        "ARRAY[gen_random_uuid(), gen_random_uuid()]",
+        "ARRAY[$1, $1]::uuid[]",
+        "ARRAY[$2, $2]::uuid[]",
+        "ARRAY['issue', 'receipt']",
+        "ARRAY[-4, 5]::numeric[]",
+        "ARRAY[0, 0]::numeric[]",
+    ];
+    let mut tx = in_tenant(&runtime, tenant).await;
+    let applied: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(call(two)))
+        .bind(warehouse_id)
+        .bind(material_id)
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(applied, pairs(&[("issue", "6.000"), ("receipt", "11.000")]));
+    tx.rollback().await.unwrap();
+
+    // One array shorter than the others, whichever: refused, nothing applied.
+    let one = [
+        "ARRAY[gen_random_uuid()]",
+        "ARRAY[$1]::uuid[]",
+        "ARRAY[$2]::uuid[]",
+        "ARRAY['issue']",
+        "ARRAY[-4]::numeric[]",
+        "ARRAY[0]::numeric[]",
+    ];
+    for short in 0..one.len() {
+        let mut arrays = two;
+        arrays[short] = one[short];
+        let mut tx = in_tenant(&runtime, tenant).await;
+        let err = sqlx::query(sqlx::AssertSqlSafe(call(arrays)))
+            .bind(warehouse_id)
+            .bind(material_id)
+            .execute(&mut *tx)
+            .await
+            .unwrap_err();
+        let db = err.as_database_error().unwrap();
+        assert_eq!(db.code().as_deref(), Some("22023"), "array {short}: {db}");
+        assert!(
+            db.message().contains("differ in length"),
+            "array {short}: {db}"
+        );
+        tx.rollback().await.unwrap();
+    }
+    // Without a tenant, move_stock() refuses as it does when called alone.
+    let err = sqlx::query(sqlx::AssertSqlSafe(call(two)))
+        .bind(warehouse_id)
+        .bind(material_id)
+        .execute(&runtime)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.as_database_error().unwrap().code().as_deref(),
+        Some("42501")
+    );
+    assert_eq!(app.level(&hamburg, &steel).await, level("10", "0", "10"));
+    assert_eq!(app.check_ledger().await, (1, 0));
+}
+
 #[tokio::test]
 async fn the_ledger_has_partitions_for_this_month_and_the_next_ones() {
     let app = TestApp::spawn().await;

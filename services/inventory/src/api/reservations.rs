@@ -20,7 +20,7 @@ use super::{State, convert, idempotency_key, record_operation, replay_operation}
 use crate::domain::material::QUANTITY;
 use crate::domain::stock::{MovementKind, ReservationStatus};
 use crate::store::reservations::{self as store, ReservationRow};
-use crate::store::stock::{self as stock, Entry};
+use crate::store::stock::{self as stock, Booking, Entry};
 use crate::store::{materials, warehouses};
 
 /// Most lines one ReserveStock may carry.
@@ -144,67 +144,51 @@ pub async fn reserve_stock(
         return Err(Error::Precondition(refused));
     }
 
-    let mut reservations = Vec::with_capacity(lines.len());
+    // Lines already held stay as they are; the others get their Reserve entries in one
+    // statement, then the new ones are recorded and the released ones held again (at most one
+    // statement each).
+    let mut entries = Vec::new();
+    let mut new_lines = Vec::new();
+    let mut held_again = Vec::new();
     for line in &lines {
-        let row = match find(line) {
-            Some(held) if held.status == ReservationStatus::Held.as_str() => held.clone(),
-            found => {
-                stock::apply(
-                    &mut tx,
-                    &reservation_entry(
-                        line.warehouse_id,
-                        line.material_id,
-                        MovementKind::Reserve,
-                        line.quantity,
-                        shipment_id,
-                        key,
-                    ),
-                )
-                .await?;
-                match found {
-                    Some(released) => {
-                        store::set_status(
-                            &mut tx,
-                            released.id,
-                            ReservationStatus::Held,
-                            line.quantity,
-                        )
-                        .await?
-                    }
-                    None => {
-                        store::insert(
-                            &mut tx,
-                            shipment_id,
-                            line.warehouse_id,
-                            line.material_id,
-                            line.quantity,
-                        )
-                        .await?
-                    }
-                }
-            }
-        };
-        reservations.push(convert::reservation(&row)?);
+        match find(line) {
+            Some(held) if held.status == ReservationStatus::Held.as_str() => continue,
+            Some(released) => held_again.push((released.id, line.quantity)),
+            None => new_lines.push((line.warehouse_id, line.material_id, line.quantity)),
+        }
+        entries.push(Entry {
+            warehouse_id: line.warehouse_id,
+            material_id: line.material_id,
+            kind: MovementKind::Reserve,
+            quantity: line.quantity,
+        });
     }
+    stock::apply_all(&mut tx, &shipment_booking(shipment_id, key), &entries).await?;
+    let mut written = store::insert_all(&mut tx, shipment_id, &new_lines).await?;
+    written.extend(store::set_status_all(&mut tx, &held_again, ReservationStatus::Held).await?);
+    let reservations = lines
+        .iter()
+        .map(|line| {
+            let same = |r: &&ReservationRow| {
+                r.warehouse_id == line.warehouse_id && r.material_id == line.material_id
+            };
+            let row = written
+                .iter()
+                .find(same)
+                .or_else(|| existing.iter().find(same))
+                .ok_or_else(|| anyhow::anyhow!("a reserved line has no reservation"))?;
+            convert::reservation(row)
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     let response = pb::ReserveStockResponse { reservations };
     record_operation(&mut tx, key, &response).await?;
     tx.commit().await?;
     Ok(response)
 }
 
-fn reservation_entry<'a>(
-    warehouse_id: Uuid,
-    material_id: Uuid,
-    kind: MovementKind,
-    quantity: Decimal,
-    shipment_id: Uuid,
-    key: Uuid,
-) -> Entry<'a> {
-    Entry {
-        warehouse_id,
-        material_id,
-        kind,
-        quantity,
+/// What every ledger entry of a shipment's reservation step shares.
+fn shipment_booking(shipment_id: Uuid, key: Uuid) -> Booking<'static> {
+    Booking {
         reason: "",
         reference: Some(("shipment", shipment_id)),
         idempotency_key: key,
@@ -254,24 +238,29 @@ async fn settle(
         .filter(|r| settle.warehouse_id.is_none_or(|w| w == r.warehouse_id))
         .filter(|r| settle.material_id.is_none_or(|m| m == r.material_id))
         .collect();
-    let mut done = Vec::with_capacity(held.len());
-    for r in held {
-        stock::apply(
-            tx,
-            &reservation_entry(
-                r.warehouse_id,
-                r.material_id,
-                kind,
-                r.quantity,
-                settle.shipment_id,
-                settle.key,
-            ),
-        )
-        .await?;
-        let row = store::set_status(tx, r.id, to, r.quantity).await?;
-        done.push(convert::reservation(&row)?);
-    }
-    Ok(done)
+    // One statement for the ledger entries and one for the status changes, in the order of
+    // `of_shipment` (warehouse, material), whatever the number of lines.
+    let entries: Vec<Entry> = held
+        .iter()
+        .map(|r| Entry {
+            warehouse_id: r.warehouse_id,
+            material_id: r.material_id,
+            kind,
+            quantity: r.quantity,
+        })
+        .collect();
+    stock::apply_all(
+        tx,
+        &shipment_booking(settle.shipment_id, settle.key),
+        &entries,
+    )
+    .await?;
+    let settled: Vec<(Uuid, Decimal)> = held.iter().map(|r| (r.id, r.quantity)).collect();
+    store::set_status_all(tx, &settled, to)
+        .await?
+        .iter()
+        .map(convert::reservation)
+        .collect()
 }
 
 /// Gives back a shipment's held reservations.

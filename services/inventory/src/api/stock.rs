@@ -21,7 +21,8 @@ use crate::domain::material::{MaterialStatus, QUANTITY};
 use crate::domain::stock::MovementKind;
 use crate::domain::warehouse::WarehouseStatus;
 use crate::store::stock::{
-    self as store, Entry, LevelCursor, LevelRow, MovementCursor, MovementFilter,
+    self as store, Booking, Entry, LevelCursor, LevelRow, MovementCursor, MovementFilter,
+    MovementRow,
 };
 use crate::store::{materials, warehouses};
 
@@ -164,7 +165,7 @@ pub async fn receive_stock(
         return Ok(first);
     }
     check_places(&mut tx, op.warehouse_id, op.material_id, true).await?;
-    let movement = store::apply(&mut tx, &entry(&op, MovementKind::Receipt, op.quantity)).await?;
+    let movement = apply(&mut tx, &op, MovementKind::Receipt, op.quantity).await?;
     let response = pb::ReceiveStockResponse {
         level: Some(level_after(&mut tx, op.warehouse_id, op.material_id).await?),
         movement: Some(convert::movement(&movement)?),
@@ -174,16 +175,26 @@ pub async fn receive_stock(
     Ok(response)
 }
 
-fn entry(op: &Operation, kind: MovementKind, quantity: Decimal) -> Entry<'_> {
-    Entry {
+/// Applies the one entry of `op` (its level, `kind`, `quantity`), booked with its reason,
+/// reference and key.
+async fn apply(
+    tx: &mut Tx,
+    op: &Operation,
+    kind: MovementKind,
+    quantity: Decimal,
+) -> Result<MovementRow, Error> {
+    let booking = Booking {
+        reason: op.reason.as_str(),
+        reference: op.reference.as_ref().map(|(t, id)| (t.as_str(), *id)),
+        idempotency_key: op.key,
+    };
+    let entry = Entry {
         warehouse_id: op.warehouse_id,
         material_id: op.material_id,
         kind,
         quantity,
-        reason: op.reason.as_str(),
-        reference: op.reference.as_ref().map(|(t, id)| (t.as_str(), *id)),
-        idempotency_key: op.key,
-    }
+    };
+    store::apply(tx, &booking, entry).await
 }
 
 /// Books goods out without a reservation; the available stock must cover them.
@@ -220,7 +231,7 @@ pub async fn issue_stock(
             level.available(),
         )]));
     }
-    let movement = store::apply(&mut tx, &entry(&op, MovementKind::Issue, op.quantity)).await?;
+    let movement = apply(&mut tx, &op, MovementKind::Issue, op.quantity).await?;
     let response = pb::IssueStockResponse {
         level: Some(level_after(&mut tx, op.warehouse_id, op.material_id).await?),
         movement: Some(convert::movement(&movement)?),
@@ -265,8 +276,7 @@ pub async fn adjust_stock(
             level.available(),
         )]));
     }
-    let movement =
-        store::apply(&mut tx, &entry(&op, MovementKind::Adjustment, op.quantity)).await?;
+    let movement = apply(&mut tx, &op, MovementKind::Adjustment, op.quantity).await?;
     let response = pb::AdjustStockResponse {
         level: Some(level_after(&mut tx, op.warehouse_id, op.material_id).await?),
         movement: Some(convert::movement(&movement)?),
@@ -358,20 +368,12 @@ pub async fn transfer_stock(
             available,
         )]));
     }
-    let out = store::apply(
-        &mut tx,
-        &entry(&from, MovementKind::TransferOut, from.quantity),
-    )
-    .await?;
+    let out = apply(&mut tx, &from, MovementKind::TransferOut, from.quantity).await?;
     let into = Operation {
         warehouse_id: to,
         ..from
     };
-    let inn = store::apply(
-        &mut tx,
-        &entry(&into, MovementKind::TransferIn, into.quantity),
-    )
-    .await?;
+    let inn = apply(&mut tx, &into, MovementKind::TransferIn, into.quantity).await?;
     let response = pb::TransferStockResponse {
         from_level: Some(level_after(&mut tx, out.warehouse_id, into.material_id).await?),
         to_level: Some(level_after(&mut tx, to, into.material_id).await?),

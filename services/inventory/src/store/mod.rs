@@ -1,7 +1,7 @@
 //! Inventory's SQL, one module per aggregate. Every function takes the request's transaction
 //! (opened with the row-level-security context) and returns plain Rust types; none commits,
 //! none sees a protobuf type. Levels and the ledger are written only through
-//! `inventory.move_stock()` ([`stock::apply`]).
+//! `inventory.move_stock()` ([`stock::apply`], [`stock::apply_all`]).
 
 pub mod materials;
 pub mod reservations;

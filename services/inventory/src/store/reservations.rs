@@ -50,47 +50,77 @@ pub async fn of_shipment(
         .await?)
 }
 
-/// Records a held reservation.
-pub async fn insert(
+/// Records held reservations of `shipment_id`, one per line (warehouse, material, quantity),
+/// in one statement (none when there are no lines); returned by warehouse and material.
+pub async fn insert_all(
     tx: &mut Tx,
     shipment_id: Uuid,
-    warehouse_id: Uuid,
-    material_id: Uuid,
-    quantity: Decimal,
-) -> Result<ReservationRow, Error> {
+    lines: &[(Uuid, Uuid, Decimal)],
+) -> Result<Vec<ReservationRow>, Error> {
+    if lines.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = lines.iter().map(|_| Uuid::now_v7()).collect();
+    let warehouses: Vec<Uuid> = lines.iter().map(|l| l.0).collect();
+    let materials: Vec<Uuid> = lines.iter().map(|l| l.1).collect();
+    let quantities: Vec<Decimal> = lines.iter().map(|l| l.2).collect();
     let sql = format!(
         "WITH r AS (INSERT INTO inventory.reservations (tenant_id, id, shipment_id, warehouse_id, \
-             material_id, quantity) VALUES (inventory.current_tenant_id(), $1, $2, $3, $4, $5) \
+             material_id, quantity) \
+             SELECT inventory.current_tenant_id(), l.id, $1, l.warehouse_id, l.material_id, \
+                    l.quantity \
+               FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::numeric[]) \
+                    WITH ORDINALITY AS l(id, warehouse_id, material_id, quantity, n) \
+              ORDER BY l.n \
              RETURNING *) \
-         {} ",
+         {} ORDER BY warehouse_id, material_id",
         SELECT.replace("FROM inventory.reservations", "FROM r")
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(Uuid::now_v7())
+    let rows: Vec<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(shipment_id)
-        .bind(warehouse_id)
-        .bind(material_id)
-        .bind(quantity)
-        .fetch_one(&mut **tx)
-        .await?)
+        .bind(ids)
+        .bind(warehouses)
+        .bind(materials)
+        .bind(quantities)
+        .fetch_all(&mut **tx)
+        .await?;
+    expect_rows(lines.len(), rows)
 }
 
-/// Moves a reservation to `status` (with a new quantity when held again).
-pub async fn set_status(
+/// Moves reservations (id, quantity: the new one when held again) to `status`, in one
+/// statement (none when there are none); returned by warehouse and material.
+pub async fn set_status_all(
     tx: &mut Tx,
-    id: Uuid,
+    reservations: &[(Uuid, Decimal)],
     status: ReservationStatus,
-    quantity: Decimal,
-) -> Result<ReservationRow, Error> {
+) -> Result<Vec<ReservationRow>, Error> {
+    if reservations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (ids, quantities): (Vec<Uuid>, Vec<Decimal>) = reservations.iter().copied().unzip();
     let sql = format!(
-        "WITH r AS (UPDATE inventory.reservations SET status = $2, quantity = $3, \
-             version = version + 1 WHERE id = $1 RETURNING *) {}",
+        "WITH r AS (UPDATE inventory.reservations t SET status = $3, quantity = u.quantity, \
+             version = t.version + 1 \
+             FROM unnest($1::uuid[], $2::numeric[]) AS u(id, quantity) \
+             WHERE t.id = u.id RETURNING t.*) \
+         {} ORDER BY warehouse_id, material_id",
         SELECT.replace("FROM inventory.reservations", "FROM r")
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
+    let rows: Vec<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(ids)
+        .bind(quantities)
         .bind(status.as_str())
-        .bind(quantity)
-        .fetch_one(&mut **tx)
-        .await?)
+        .fetch_all(&mut **tx)
+        .await?;
+    expect_rows(reservations.len(), rows)
+}
+
+/// `rows`, if there are as many as were written: a reservation that vanished under its lock
+/// is a bug, not an answer.
+fn expect_rows(written: usize, rows: Vec<ReservationRow>) -> Result<Vec<ReservationRow>, Error> {
+    if rows.len() == written {
+        Ok(rows)
+    } else {
+        Err(anyhow::anyhow!("{written} reservations written, {} returned", rows.len()).into())
+    }
 }

@@ -1,4 +1,5 @@
-//! Stock levels and the ledger: read here, written only through `inventory.move_stock()`.
+//! Stock levels and the ledger: read here, written only through `inventory.move_stock()` (by
+//! way of `inventory.move_stock_many()`, several entries in one statement).
 
 use logistics_platform::Error;
 use logistics_platform::context::Tx;
@@ -75,9 +76,9 @@ pub struct MovementRow {
     pub created_at: OffsetDateTime,
 }
 
-/// One entry to append, with the level change it stands for.
-#[derive(Debug, Clone)]
-pub struct Entry<'a> {
+/// One level change to book: the level, what happens and how much.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
     /// The warehouse.
     pub warehouse_id: Uuid,
     /// The material.
@@ -86,6 +87,11 @@ pub struct Entry<'a> {
     pub kind: MovementKind,
     /// Quantity (> 0), or the signed change for adjustments.
     pub quantity: Decimal,
+}
+
+/// What every entry of one operation shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Booking<'a> {
     /// Why.
     pub reason: &'a str,
     /// What it belongs to.
@@ -121,26 +127,69 @@ fn move_error(err: sqlx::Error) -> Error {
 }
 
 /// Applies `entry` to its level and appends it to the ledger, in one statement.
-pub async fn apply(tx: &mut Tx, entry: &Entry<'_>) -> Result<MovementRow, Error> {
-    let (on_hand_change, reserved_change) = entry.kind.changes(entry.quantity);
-    sqlx::query_as(
-        "SELECT id, warehouse_id, material_id, kind, on_hand_change, reserved_change, on_hand_after, \
-             reserved_after, reason, reference_type, reference_id, idempotency_key, created_at \
-         FROM inventory.move_stock($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+pub async fn apply(tx: &mut Tx, booking: &Booking<'_>, entry: Entry) -> Result<MovementRow, Error> {
+    apply_all(tx, booking, &[entry])
+        .await?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("move_stock_many returned no entry").into())
+}
+
+/// Applies `entries` to their levels in order and appends them to the ledger, in one statement
+/// (none when there are no entries); the ledger entries come back in the same order. Each is
+/// judged by the level's CHECKs as it is applied, so a later entry sees the earlier ones.
+pub async fn apply_all(
+    tx: &mut Tx,
+    booking: &Booking<'_>,
+    entries: &[Entry],
+) -> Result<Vec<MovementRow>, Error> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = entries.len();
+    let (mut ids, mut warehouses, mut materials, mut kinds, mut on_hand, mut reserved) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for entry in entries {
+        let (on_hand_change, reserved_change) = entry.kind.changes(entry.quantity);
+        // Time-ordered ids, in entry order: the ledger lists one operation's entries (which
+        // share its transaction's time) by id.
+        ids.push(Uuid::now_v7());
+        warehouses.push(entry.warehouse_id);
+        materials.push(entry.material_id);
+        kinds.push(entry.kind.as_str());
+        on_hand.push(on_hand_change);
+        reserved.push(reserved_change);
+    }
+    let rows: Vec<MovementRow> = sqlx::query_as(
+        "SELECT m.id, m.warehouse_id, m.material_id, m.kind, m.on_hand_change, m.reserved_change, \
+             m.on_hand_after, m.reserved_after, m.reason, m.reference_type, m.reference_id, \
+             m.idempotency_key, m.created_at \
+         FROM inventory.move_stock_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             WITH ORDINALITY AS m \
+         ORDER BY m.ordinality",
     )
-    .bind(Uuid::now_v7())
-    .bind(entry.warehouse_id)
-    .bind(entry.material_id)
-    .bind(entry.kind.as_str())
-    .bind(on_hand_change)
-    .bind(reserved_change)
-    .bind(entry.reason)
-    .bind(entry.reference.map(|r| r.0))
-    .bind(entry.reference.map(|r| r.1))
-    .bind(entry.idempotency_key)
-    .fetch_one(&mut **tx)
+    .bind(ids)
+    .bind(warehouses)
+    .bind(materials)
+    .bind(kinds)
+    .bind(on_hand)
+    .bind(reserved)
+    .bind(booking.reason)
+    .bind(booking.reference.map(|r| r.0))
+    .bind(booking.reference.map(|r| r.1))
+    .bind(booking.idempotency_key)
+    .fetch_all(&mut **tx)
     .await
-    .map_err(move_error)
+    .map_err(move_error)?;
+    if rows.len() != n {
+        return Err(anyhow::anyhow!("{n} entries applied, {} returned", rows.len()).into());
+    }
+    Ok(rows)
 }
 
 const LEVEL_SELECT: &str = "SELECT l.warehouse_id, l.material_id, l.on_hand, l.reserved, \
