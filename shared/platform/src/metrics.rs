@@ -13,7 +13,13 @@
 //!
 //! One registry per process: a test process running several services tells them apart by the
 //! `service` and `pool` labels.
+//!
+//! Method labels come only from the platform's contract (every method of the descriptor sets the
+//! servers register, health and reflection included); a call to any other path counts as
+//! service and method `unknown`, so a client inventing paths cannot grow the registry without
+//! bound. Labels are static strings: recording a call allocates nothing.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -27,15 +33,15 @@ use tokio::net::TcpListener;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
-    service: String,
-    method: String,
-    code: String,
+    service: &'static str,
+    method: &'static str,
+    code: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabels {
-    service: String,
-    method: String,
+    service: &'static str,
+    method: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -128,16 +134,15 @@ impl Metrics {
     /// Records a finished call of `path` (`/package.Service/Method`) with gRPC status `code`
     /// (its number as sent in `grpc-status`) after `seconds`.
     pub fn record_call(&self, path: &str, code: &str, seconds: f64) {
-        let (service, method) = split_path(path);
-        let code = code
-            .parse::<i32>()
-            .map(|n| format!("{:?}", tonic::Code::from(n)))
-            .unwrap_or_else(|_| "Unknown".to_owned());
+        let (service, method) = known_methods()
+            .get(path)
+            .copied()
+            .unwrap_or((UNKNOWN, UNKNOWN));
         self.calls
             .get_or_create(&CallLabels {
-                service: service.clone(),
-                method: method.clone(),
-                code,
+                service,
+                method,
+                code: code_name(code),
             })
             .inc();
         self.durations
@@ -195,12 +200,73 @@ pub fn pool_name(pool: &PgPool) -> String {
         .to_owned()
 }
 
-fn split_path(path: &str) -> (String, String) {
-    let trimmed = path.trim_start_matches('/');
-    match trimmed.split_once('/') {
-        Some((service, method)) => (service.to_owned(), method.to_owned()),
-        None => (trimmed.to_owned(), String::new()),
-    }
+/// The service and method label of a path outside the contract.
+const UNKNOWN: &str = "unknown";
+
+/// Every `/package.Service/Method` path of the platform's contract, with its service and method
+/// names: built once from the descriptor sets the servers register.
+fn known_methods() -> &'static HashMap<&'static str, (&'static str, &'static str)> {
+    static KNOWN: OnceLock<HashMap<&'static str, (&'static str, &'static str)>> = OnceLock::new();
+    KNOWN.get_or_init(|| {
+        use prost::Message as _;
+        let sets = [
+            logistics_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ];
+        let mut known = HashMap::new();
+        for set in sets {
+            // Compiled into the binary by the build: a set that does not decode is a build bug.
+            let Ok(set) = prost_types::FileDescriptorSet::decode(set) else {
+                continue;
+            };
+            for file in set.file {
+                for service in &file.service {
+                    let service_name: &'static str =
+                        leak(format!("{}.{}", file.package(), service.name()));
+                    for method in &service.method {
+                        let method_name: &'static str = leak(method.name().to_owned());
+                        let path = leak(format!("/{service_name}/{method_name}"));
+                        known.insert(path, (service_name, method_name));
+                    }
+                }
+            }
+        }
+        known
+    })
+}
+
+/// A name kept for the life of the process (the contract's, read once).
+fn leak(name: String) -> &'static str {
+    Box::leak(name.into_boxed_str())
+}
+
+/// The name of a gRPC status code sent as its number in `grpc-status`, as tonic spells it.
+fn code_name(code: &str) -> &'static str {
+    const NAMES: [&str; 17] = [
+        "Ok",
+        "Cancelled",
+        "Unknown",
+        "InvalidArgument",
+        "DeadlineExceeded",
+        "NotFound",
+        "AlreadyExists",
+        "PermissionDenied",
+        "ResourceExhausted",
+        "FailedPrecondition",
+        "Aborted",
+        "OutOfRange",
+        "Unimplemented",
+        "Internal",
+        "Unavailable",
+        "DataLoss",
+        "Unauthenticated",
+    ];
+    code.parse::<usize>()
+        .ok()
+        .and_then(|n| NAMES.get(n).copied())
+        .unwrap_or("Unknown")
 }
 
 /// Serves `GET /metrics` on `listener` (with `pools` read at each scrape) until the task is
@@ -248,5 +314,46 @@ mod tests {
         assert!(text.contains(
             "rpc_duration_seconds_count{service=\"logistics.fleet.v1.FleetService\",method=\"GetTruck\"} 3"
         ), "{text}");
+    }
+
+    #[test]
+    fn paths_outside_the_contract_share_one_series() {
+        let metrics = Metrics::new();
+        for i in 0..50 {
+            metrics.record_call(&format!("/made.Up/Method{i}"), "12", 0.001);
+        }
+        metrics.record_call("/grpc.health.v1.Health/Check", "0", 0.001);
+        metrics.record_call("/logistics.fleet.v1.FleetService/GetTruck", "99", 0.001);
+        let text = metrics.encode();
+        assert!(
+            text.contains(
+                "rpc_calls_total{service=\"unknown\",method=\"unknown\",code=\"Unimplemented\"} 50"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("made.Up"), "{text}");
+        assert!(
+            text.contains(
+                "rpc_calls_total{service=\"grpc.health.v1.Health\",method=\"Check\",code=\"Ok\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "rpc_calls_total{service=\"logistics.fleet.v1.FleetService\",method=\"GetTruck\",code=\"Unknown\"} 1"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_code_is_named_as_tonic_names_it() {
+        for n in 0..17 {
+            assert_eq!(
+                code_name(&n.to_string()),
+                format!("{:?}", tonic::Code::from(n))
+            );
+        }
+        assert_eq!(code_name("x"), "Unknown");
     }
 }

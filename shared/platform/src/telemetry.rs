@@ -75,7 +75,13 @@ pub fn random_hex(bytes: usize) -> String {
     if getrandom::fill(&mut buf).is_err() {
         buf = uuid::Uuid::now_v7().as_bytes()[..bytes.min(16)].to_vec();
     }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(2 * buf.len());
+    for b in buf {
+        hex.push(char::from(HEX[usize::from(b >> 4)]));
+        hex.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    hex
 }
 
 /// Installs the global subscriber: JSON lines to stdout, filtered by `RUST_LOG` (default `info`),
@@ -276,7 +282,9 @@ mod tests {
             None
         );
         assert_eq!(trace_id_of("garbage"), None);
-        assert_eq!(random_hex(16).len(), 32);
+        let id = random_hex(16);
+        assert_eq!(id.len(), 32);
+        assert!(trace_id_of(&format!("00-{id}-00f067aa0ba902b7-01")).is_some());
     }
 
     #[test]
