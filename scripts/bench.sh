@@ -4,6 +4,10 @@
 # then `bench run` (extra arguments go to it, e.g. --concurrency 1,8 --seconds 5; BENCH_SCALE=0.1
 # loads a tenth of the data set). Results are printed and written under bench/results/. The
 # stack is stopped afterwards.
+#
+# BENCH_REUSE=1 is for iterating on a fix: it keeps the database a previous run loaded (loading
+# only if there is none), restarts the stack on the current build and leaves it running. What
+# earlier runs wrote (bookings, reservations, partners) stays, so quote only fresh runs.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -25,7 +29,15 @@ SECOND_TENANT_ID=01930000-0000-7000-8000-00000000b002
 mkdir -p "$STACK_DIR"
 ADMIN_URL="$("$REPO/scripts/ensure-postgres.sh")"
 "$REPO/scripts/stack.sh" down
-psql -X -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $STACK_DATABASE WITH (FORCE)" >/dev/null
+LOAD=1
+if [ -n "${BENCH_REUSE:-}" ] && [ -f "$STACK_DIR/loaded" ] &&
+  psql -X -At "$ADMIN_URL" -c "SELECT 1 FROM pg_database WHERE datname = '$STACK_DATABASE'" | grep -q 1; then
+  log "BENCH_REUSE: keeping the loaded database $STACK_DATABASE"
+  LOAD=""
+else
+  rm -f "$STACK_DIR/loaded"
+  psql -X -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $STACK_DATABASE WITH (FORCE)" >/dev/null
+fi
 log "starting the stack (release build; the first build takes several minutes)"
 "$REPO/scripts/stack.sh" up >"$STACK_DIR/up.out" 2>&1 || die "stack did not start: $(tail -n 20 "$STACK_DIR/up.out")"
 # The tables a run fills from empty (sagas, bookings, reservations) are planned from statistics
@@ -39,7 +51,7 @@ if [ "$(psql -X -At "$ADMIN_URL" -c "SHOW autovacuum")" = off ]; then
   RESTORE_AUTOVACUUM=1
 fi
 finish() {
-  "$REPO/scripts/stack.sh" down
+  [ -n "${BENCH_REUSE:-}" ] || "$REPO/scripts/stack.sh" down
   if [ -n "$RESTORE_AUTOVACUUM" ]; then
     psql -X -q "$ADMIN_URL" -c "ALTER SYSTEM RESET autovacuum" -c "SELECT pg_reload_conf()" >/dev/null
   fi
@@ -52,17 +64,20 @@ set +a
 (cd "$REPO" && cargo build --quiet --locked --release -p bench --bin bench)
 BIN="$REPO/target/release"
 BENCH_ADMIN_URL="$(database_url_for "$ADMIN_URL" "$(admin_user "$ADMIN_URL")" "$(admin_password "$ADMIN_URL")")"
-"$BIN/identity" bootstrap --database-url "$(database_url_for "$ADMIN_URL" identity_app "$IDENTITY_APP_PASSWORD")" \
-  --tenant-id "$SECOND_TENANT_ID" --admin-email "$DEMO_ADMIN_EMAIL" --admin-password "$DEMO_ADMIN_PASSWORD" >/dev/null
+if [ -n "$LOAD" ]; then
+  "$BIN/identity" bootstrap --database-url "$(database_url_for "$ADMIN_URL" identity_app "$IDENTITY_APP_PASSWORD")" \
+    --tenant-id "$SECOND_TENANT_ID" --admin-email "$DEMO_ADMIN_EMAIL" --admin-password "$DEMO_ADMIN_PASSWORD" >/dev/null
 
-export BENCH_DATABASE_URL="$BENCH_ADMIN_URL" BENCH_PASSWORD="$DEMO_ADMIN_PASSWORD"
-"$BIN/bench" load --tenant "$DEMO_TENANT_ID" --tenant "$SECOND_TENANT_ID" --email "$DEMO_ADMIN_EMAIL" \
-  --identity-url "http://$IDENTITY_ADDR" --partner-url "http://$PARTNER_ADDR" --fleet-url "http://$FLEET_ADDR" \
-  ${BENCH_SCALE:+--scale "$BENCH_SCALE"}
-# A database in service has been vacuumed since its rows were written (visibility map set, so
-# index-only scans skip the heap); done now, autovacuum has only what the run changes to do.
-log "vacuuming the loaded database"
-psql -X -q "$BENCH_ADMIN_URL" -c "VACUUM (ANALYZE)" >/dev/null
+  export BENCH_DATABASE_URL="$BENCH_ADMIN_URL" BENCH_PASSWORD="$DEMO_ADMIN_PASSWORD"
+  "$BIN/bench" load --tenant "$DEMO_TENANT_ID" --tenant "$SECOND_TENANT_ID" --email "$DEMO_ADMIN_EMAIL" \
+    --identity-url "http://$IDENTITY_ADDR" --partner-url "http://$PARTNER_ADDR" --fleet-url "http://$FLEET_ADDR" \
+    ${BENCH_SCALE:+--scale "$BENCH_SCALE"}
+  # A database in service has been vacuumed since its rows were written (visibility map set, so
+  # index-only scans skip the heap); done now, autovacuum has only what the run changes to do.
+  log "vacuuming the loaded database"
+  psql -X -q "$BENCH_ADMIN_URL" -c "VACUUM (ANALYZE)" >/dev/null
+  touch "$STACK_DIR/loaded"
+fi
 BENCH_INVENTORY_DATABASE_URL="$(database_url_for "$ADMIN_URL" inventory_app "$INVENTORY_APP_PASSWORD")" \
   BENCH_PARTNER_DATABASE_URL="$(database_url_for "$ADMIN_URL" partner_app "$PARTNER_APP_PASSWORD")" \
   "$BIN/bench" run --identity-url "http://$IDENTITY_ADDR" --inventory-url "http://$INVENTORY_ADDR" \
