@@ -1189,17 +1189,26 @@ async fn the_ledger_records_every_reservation_step_against_its_shipment_and_agre
 
 // Concurrency -----------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn thirty_simultaneous_two_line_reservations_serve_exactly_what_both_levels_can_hold() {
-    let app = TestApp::spawn().await;
+/// Warehouses HAM-1 and BER-1, materials STEEL-1 and COPPER-1; 100 of steel received in
+/// Hamburg and 60 of copper in Berlin.
+async fn steel_in_hamburg_and_copper_in_berlin(
+    app: &TestApp,
+) -> (pb::Warehouse, pb::Warehouse, pb::Material, pb::Material) {
     let (hamburg, berlin) = (app.warehouse("HAM-1").await, app.warehouse("BER-1").await);
     let (steel, copper) = (
         app.material("STEEL-1").await,
         app.material("COPPER-1").await,
     );
-    // Steel in Hamburg serves 14 requests of 7, copper in Berlin 12 of 5: 12 can be served.
     app.receive(&hamburg, &steel, "100").await;
     app.receive(&berlin, &copper, "60").await;
+    (hamburg, berlin, steel, copper)
+}
+
+#[tokio::test]
+async fn thirty_simultaneous_two_line_reservations_serve_exactly_what_both_levels_can_hold() {
+    let app = TestApp::spawn().await;
+    let (hamburg, berlin, steel, copper) = steel_in_hamburg_and_copper_in_berlin(&app).await;
+    // Steel in Hamburg serves 14 requests of 7, copper in Berlin 12 of 5: 12 can be served.
     let barrier = Arc::new(tokio::sync::Barrier::new(30));
     let mut calls = Vec::new();
     for i in 0..30 {
@@ -1339,4 +1348,162 @@ async fn twenty_simultaneous_releases_of_one_shipment_release_each_line_once() {
         3
     );
     assert_eq!(app.check_ledger().await, (3, 0));
+}
+
+/// One racing call.
+enum Call {
+    Reserve(pb::ReserveStockRequest),
+    Release(pb::ReleaseReservationRequest),
+}
+
+/// Calls ReserveStock (odd `i`: the lines the other way round) or ReleaseReservation of all
+/// (when `release`) from `n` tasks let go at once; every answer, in call order.
+async fn race(
+    app: &TestApp,
+    n: usize,
+    shipment: Uuid,
+    lines: [(&pb::Warehouse, &pb::Material, &str); 2],
+    release: impl Fn(usize) -> bool,
+) -> Vec<Result<Vec<pb::Reservation>, Status>> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let mut calls = Vec::new();
+    for i in 0..n {
+        let mut client = app.client().await;
+        let token = app.admin_token.clone();
+        let barrier = barrier.clone();
+        let call = if release(i) {
+            Call::Release(release_request(shipment, None, None))
+        } else if i % 2 == 0 {
+            Call::Reserve(reserve_request(shipment, &lines))
+        } else {
+            Call::Reserve(reserve_request(shipment, &[lines[1], lines[0]]))
+        };
+        calls.push(tokio::spawn(async move {
+            // Connected and served once before the start, so the calls leave together.
+            client
+                .list_reservations(authed(
+                    &token,
+                    pb::ListReservationsRequest {
+                        shipment_id: shipment.to_string(),
+                    },
+                ))
+                .await
+                .unwrap();
+            barrier.wait().await;
+            match call {
+                Call::Reserve(request) => client
+                    .reserve_stock(authed(&token, request))
+                    .await
+                    .map(|r| r.into_inner().reservations),
+                Call::Release(request) => client
+                    .release_reservation(authed(&token, request))
+                    .await
+                    .map(|r| r.into_inner().reservations),
+            }
+        }));
+    }
+    futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|joined| joined.unwrap())
+        .collect()
+}
+
+/// Per line of `shipment`: (warehouse, material, held quantity by its reservation, what the
+/// shipment's ledger entries of the line change reserved by in all), sorted.
+async fn held_against_ledger(app: &TestApp, shipment: Uuid) -> Vec<(Uuid, Uuid, String, String)> {
+    sqlx::query_as(
+        "SELECT r.warehouse_id, r.material_id, \
+                (CASE WHEN r.status = 'held' THEN r.quantity ELSE 0 END)::text, \
+                coalesce((SELECT sum(m.reserved_change) \
+                            FROM inventory.stock_movements m \
+                           WHERE m.reference_id = r.shipment_id \
+                             AND m.warehouse_id = r.warehouse_id \
+                             AND m.material_id = r.material_id), 0)::text \
+           FROM inventory.reservations r WHERE r.shipment_id = $1 \
+          ORDER BY 1, 2",
+    )
+    .bind(shipment)
+    .fetch_all(&app.db().await)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_reservations_of_the_same_new_lines_by_one_shipment_hold_each_line_once() {
+    let app = TestApp::spawn().await;
+    let (hamburg, berlin, steel, copper) = steel_in_hamburg_and_copper_in_berlin(&app).await;
+    let shipment = Uuid::now_v7();
+    // Sixteen retries of one step, each with its own key (a caller that lost its answers):
+    // the first to lock the levels holds both lines, the others find them held.
+    let lines = [(&hamburg, &steel, "10"), (&berlin, &copper, "5")];
+    let answers = race(&app, 16, shipment, lines, |_| false).await;
+    let mut ids = std::collections::HashSet::new();
+    for answer in answers {
+        let reservations = answer.unwrap_or_else(|status| panic!("refused: {status:?}"));
+        assert_eq!(reservations.len(), 2);
+        for r in reservations {
+            assert_eq!(r.status, pb::ReservationStatus::Held as i32);
+            ids.insert(r.id);
+        }
+    }
+    assert_eq!(ids.len(), 2, "every answer names the same two reservations");
+    assert_eq!(app.level(&hamburg, &steel).await, level("100", "10", "90"));
+    assert_eq!(app.level(&berlin, &copper).await, level("60", "5", "55"));
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM inventory.stock_movements WHERE kind = 'reserve'"
+        )
+        .await,
+        2,
+        "one reserve entry per line"
+    );
+    assert_eq!(app.check_ledger().await, (2, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_and_releases_of_one_shipment_racing_all_succeed_and_agree_with_the_ledger() {
+    let app = TestApp::spawn().await;
+    let (hamburg, berlin, steel, copper) = steel_in_hamburg_and_copper_in_berlin(&app).await;
+    let shipment = Uuid::now_v7();
+    app.reserve(shipment, &[(&hamburg, &steel, "10")])
+        .await
+        .unwrap();
+    // Reservations of a held line and a new one, and releases of all, in every interleaving
+    // the scheduler picks: none may deadlock, fail or leave a line counted twice.
+    let lines = [(&hamburg, &steel, "10"), (&berlin, &copper, "5")];
+    let answers = race(&app, 16, shipment, lines, |i| i % 4 == 3).await;
+    for answer in answers {
+        answer.unwrap_or_else(|status| panic!("refused: {status:?}"));
+    }
+    let lines = held_against_ledger(&app, shipment).await;
+    assert_eq!(lines.len(), 2, "one reservation per line: {lines:?}");
+    for (warehouse, material, held, booked) in &lines {
+        assert_eq!(
+            decimal_text(held),
+            decimal_text(booked),
+            "{warehouse}/{material}: the ledger's net reserve is what is held"
+        );
+    }
+    for (warehouse, material) in [(&hamburg, &steel), (&berlin, &copper)] {
+        let held = lines
+            .iter()
+            .find(|l| l.0.to_string() == warehouse.id && l.1.to_string() == material.id)
+            .map(|l| decimal_text(&l.2));
+        assert_eq!(
+            Some(decimal_text(&app.level(warehouse, material).await.1)),
+            held,
+            "the level reserves what the shipment holds"
+        );
+    }
+    assert_eq!(app.check_ledger().await, (2, 0));
+}
+
+/// A decimal as text without trailing zeros ("10.000" and "10" alike).
+fn decimal_text(text: &str) -> String {
+    text.parse::<rust_decimal::Decimal>()
+        .unwrap()
+        .normalize()
+        .to_string()
 }

@@ -105,17 +105,21 @@ pub async fn reserve_stock(
     warehouses::lock_live(&mut tx, &warehouse_ids).await?;
     let material_ids: Vec<Uuid> = lines.iter().map(|l| l.material_id).collect();
     materials::lock_live(&mut tx, &material_ids).await?;
-    let existing = store::of_shipment(&mut tx, shipment_id, true).await?;
-    let find = |line: &Line| {
-        existing
-            .iter()
-            .find(|r| r.warehouse_id == line.warehouse_id && r.material_id == line.material_id)
-    };
     let keys: Vec<(Uuid, Uuid)> = lines
         .iter()
         .map(|l| (l.warehouse_id, l.material_id))
         .collect();
     let levels = stock::lock(&mut tx, &keys).await?;
+    // Read only now, under the level locks: a concurrent ReserveStock of the same shipment and
+    // line (another key) holds them until it commits, and then its reservation is seen here
+    // as held, not added twice. Nothing is locked: the rows this call changes (released ones
+    // held again) are not ones a Release or Consume locks, which lock held rows only.
+    let existing = store::of_shipment(&mut tx, shipment_id).await?;
+    let find = |line: &Line| {
+        existing
+            .iter()
+            .find(|r| r.warehouse_id == line.warehouse_id && r.material_id == line.material_id)
+    };
 
     let mut refused = Vec::new();
     for (i, line) in lines.iter().enumerate() {
@@ -231,13 +235,13 @@ async fn settle(
     kind: MovementKind,
     to: ReservationStatus,
 ) -> Result<Vec<pb::Reservation>, Error> {
-    let held: Vec<ReservationRow> = store::of_shipment(tx, settle.shipment_id, true)
-        .await?
-        .into_iter()
-        .filter(|r| r.status == ReservationStatus::Held.as_str())
-        .filter(|r| settle.warehouse_id.is_none_or(|w| w == r.warehouse_id))
-        .filter(|r| settle.material_id.is_none_or(|m| m == r.material_id))
-        .collect();
+    let held: Vec<ReservationRow> = store::held_of_shipment(
+        tx,
+        settle.shipment_id,
+        settle.warehouse_id,
+        settle.material_id,
+    )
+    .await?;
     // One statement for the ledger entries and one for the status changes, in the order of
     // `of_shipment` (warehouse, material), whatever the number of lines.
     let entries: Vec<Entry> = held
@@ -350,7 +354,7 @@ pub async fn list_reservations(
     caller.require(Permission::InventoryRead)?;
     let shipment_id = aip::require_id("shipment_id", &request.shipment_id)?;
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    let rows = store::of_shipment(&mut tx, shipment_id, false).await?;
+    let rows = store::of_shipment(&mut tx, shipment_id).await?;
     tx.commit().await?;
     Ok(pb::ListReservationsResponse {
         reservations: rows

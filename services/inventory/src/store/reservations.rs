@@ -34,20 +34,39 @@ pub struct ReservationRow {
 const SELECT: &str = "SELECT id, shipment_id, warehouse_id, material_id, quantity, status, created_at, \
     updated_at FROM inventory.reservations";
 
-/// The shipment's reservations, by warehouse and material; with `lock`, locked for a change.
-pub async fn of_shipment(
+/// The shipment's reservations, by warehouse and material, as committed when the statement
+/// starts; nothing is locked.
+pub async fn of_shipment(tx: &mut Tx, shipment_id: Uuid) -> Result<Vec<ReservationRow>, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE shipment_id = $1 ORDER BY warehouse_id, material_id"
+    )))
+    .bind(shipment_id)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// The shipment's held reservations, of one warehouse and/or one material when given, by
+/// warehouse and material, locked for a change. Only held rows are locked: a released one that
+/// a concurrent ReserveStock holds again is not waited for, and a row another transaction
+/// releases first is re-checked when its lock is granted and left out.
+pub async fn held_of_shipment(
     tx: &mut Tx,
     shipment_id: Uuid,
-    lock: bool,
+    warehouse_id: Option<Uuid>,
+    material_id: Option<Uuid>,
 ) -> Result<Vec<ReservationRow>, Error> {
-    let sql = format!(
-        "{SELECT} WHERE shipment_id = $1 ORDER BY warehouse_id, material_id{}",
-        if lock { " FOR UPDATE" } else { "" }
-    );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(shipment_id)
-        .fetch_all(&mut **tx)
-        .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{SELECT} WHERE shipment_id = $1 AND status = $2 \
+            AND ($3::uuid IS NULL OR warehouse_id = $3) \
+            AND ($4::uuid IS NULL OR material_id = $4) \
+          ORDER BY warehouse_id, material_id FOR UPDATE"
+    )))
+    .bind(shipment_id)
+    .bind(ReservationStatus::Held.as_str())
+    .bind(warehouse_id)
+    .bind(material_id)
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
 /// Records held reservations of `shipment_id`, one per line (warehouse, material, quantity),
