@@ -64,13 +64,14 @@ set +a
 (cd "$REPO" && cargo build --quiet --locked --release -p bench --bin bench)
 BIN="$REPO/target/release"
 BENCH_ADMIN_URL="$(database_url_for "$ADMIN_URL" "$(admin_user "$ADMIN_URL")" "$(admin_password "$ADMIN_URL")")"
-# Both `load` and `run` log in as the loaded tenant's admin (a reused database too).
-export BENCH_PASSWORD="$DEMO_ADMIN_PASSWORD"
+# Both `load` and `run` log in as the loaded tenant's admin (a reused database too), and both
+# reach the database as its superuser (`run` checkpoints before each measurement and checks
+# the books after the plans).
+export BENCH_PASSWORD="$DEMO_ADMIN_PASSWORD" BENCH_DATABASE_URL="$BENCH_ADMIN_URL"
 if [ -n "$LOAD" ]; then
   "$BIN/identity" bootstrap --database-url "$(database_url_for "$ADMIN_URL" identity_app "$IDENTITY_APP_PASSWORD")" \
     --tenant-id "$SECOND_TENANT_ID" --admin-email "$DEMO_ADMIN_EMAIL" --admin-password "$DEMO_ADMIN_PASSWORD" >/dev/null
 
-  export BENCH_DATABASE_URL="$BENCH_ADMIN_URL"
   "$BIN/bench" load --tenant "$DEMO_TENANT_ID" --tenant "$SECOND_TENANT_ID" --email "$DEMO_ADMIN_EMAIL" \
     --identity-url "http://$IDENTITY_ADDR" --partner-url "http://$PARTNER_ADDR" --fleet-url "http://$FLEET_ADDR" \
     ${BENCH_SCALE:+--scale "$BENCH_SCALE"}
