@@ -1356,14 +1356,14 @@ enum Call {
     Release(pb::ReleaseReservationRequest),
 }
 
-/// Calls ReserveStock (odd `i`: the lines the other way round) or ReleaseReservation of all
-/// (when `release`) from `n` tasks let go at once; every answer, in call order.
+/// From `n` tasks let go at once, call `i` releases what `release(i)` names, or else reserves
+/// `lines` (the other way round when `i / 2` is odd); every answer, in call order.
 async fn race(
     app: &TestApp,
     n: usize,
     shipment: Uuid,
     lines: [(&pb::Warehouse, &pb::Material, &str); 2],
-    release: impl Fn(usize) -> bool,
+    release: impl Fn(usize) -> Option<pb::ReleaseReservationRequest>,
 ) -> Vec<Result<Vec<pb::Reservation>, Status>> {
     let barrier = Arc::new(tokio::sync::Barrier::new(n));
     let mut calls = Vec::new();
@@ -1371,9 +1371,9 @@ async fn race(
         let mut client = app.client().await;
         let token = app.admin_token.clone();
         let barrier = barrier.clone();
-        let call = if release(i) {
-            Call::Release(release_request(shipment, None, None))
-        } else if i % 2 == 0 {
+        let call = if let Some(request) = release(i) {
+            Call::Release(request)
+        } else if (i / 2) % 2 == 0 {
             Call::Reserve(reserve_request(shipment, &lines))
         } else {
             Call::Reserve(reserve_request(shipment, &[lines[1], lines[0]]))
@@ -1437,7 +1437,7 @@ async fn simultaneous_reservations_of_the_same_new_lines_by_one_shipment_hold_ea
     // Sixteen retries of one step, each with its own key (a caller that lost its answers):
     // the first to lock the levels holds both lines, the others find them held.
     let lines = [(&hamburg, &steel, "10"), (&berlin, &copper, "5")];
-    let answers = race(&app, 16, shipment, lines, |_| false).await;
+    let answers = race(&app, 16, shipment, lines, |_| None).await;
     let mut ids = std::collections::HashSet::new();
     for answer in answers {
         let reservations = answer.unwrap_or_else(|status| panic!("refused: {status:?}"));
@@ -1470,10 +1470,15 @@ async fn reservations_and_releases_of_one_shipment_racing_all_succeed_and_agree_
     app.reserve(shipment, &[(&hamburg, &steel, "10")])
         .await
         .unwrap();
-    // Reservations of a held line and a new one, and releases of all, in every interleaving
-    // the scheduler picks: none may deadlock, fail or leave a line counted twice.
+    // Reservations of a held line and a new one, releases of all and of steel alone, in every
+    // interleaving the scheduler picks: none may deadlock, fail or leave a line counted twice.
     let lines = [(&hamburg, &steel, "10"), (&berlin, &copper, "5")];
-    let answers = race(&app, 16, shipment, lines, |i| i % 4 == 3).await;
+    let answers = race(&app, 16, shipment, lines, |i| match i % 4 {
+        1 => Some(release_request(shipment, None, None)),
+        3 => Some(release_request(shipment, None, Some(&steel))),
+        _ => None,
+    })
+    .await;
     for answer in answers {
         answer.unwrap_or_else(|status| panic!("refused: {status:?}"));
     }

@@ -112,8 +112,8 @@ pub async fn reserve_stock(
     let levels = stock::lock(&mut tx, &keys).await?;
     // Read only now, under the level locks: a concurrent ReserveStock of the same shipment and
     // line (another key) holds them until it commits, and then its reservation is seen here
-    // as held, not added twice. Nothing is locked: the rows this call changes (released ones
-    // held again) are not ones a Release or Consume locks, which lock held rows only.
+    // as held, not added twice. Nothing else is locked: every change of a reservation (here,
+    // Release, Consume) is made under its level's lock, taken first.
     let existing = store::of_shipment(&mut tx, shipment_id).await?;
     let find = |line: &Line| {
         existing
@@ -235,13 +235,19 @@ async fn settle(
     kind: MovementKind,
     to: ReservationStatus,
 ) -> Result<Vec<pb::Reservation>, Error> {
-    let held: Vec<ReservationRow> = store::held_of_shipment(
-        tx,
-        settle.shipment_id,
-        settle.warehouse_id,
-        settle.material_id,
-    )
-    .await?;
+    let (shipment, warehouse, material) =
+        (settle.shipment_id, settle.warehouse_id, settle.material_id);
+    // The levels first, as ReserveStock does, then what they hold: a line reserved after the
+    // levels were chosen is not this call's to settle (its level is not locked here).
+    let locked = store::lock_held_levels(tx, shipment, warehouse, material).await?;
+    if locked.is_empty() {
+        return Ok(Vec::new());
+    }
+    let held: Vec<ReservationRow> = store::held_of_shipment(tx, shipment, warehouse, material)
+        .await?
+        .into_iter()
+        .filter(|r| locked.contains(&(r.warehouse_id, r.material_id)))
+        .collect();
     // One statement for the ledger entries and one for the status changes, in the order of
     // `of_shipment` (warehouse, material), whatever the number of lines.
     let entries: Vec<Entry> = held

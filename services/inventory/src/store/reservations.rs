@@ -45,10 +45,41 @@ pub async fn of_shipment(tx: &mut Tx, shipment_id: Uuid) -> Result<Vec<Reservati
     .await?)
 }
 
+/// The condition naming a shipment's ($1) held ($2) reservations, of one warehouse ($3) and/or
+/// one material ($4) when given.
+const HELD: &str = "shipment_id = $1 AND status = $2 AND ($3::uuid IS NULL OR warehouse_id = $3) \
+    AND ($4::uuid IS NULL OR material_id = $4)";
+
+/// Locks the levels of the shipment's held reservations (of one warehouse and/or one material
+/// when given), in the order every writer of levels locks them, and returns the keys
+/// (warehouse, material) locked. Every change of a reservation happens under its level's lock,
+/// so once this returns, the held reservations of those levels stay as they are: read them with
+/// [`held_of_shipment`]. Locking levels first and reservations never is what keeps a release
+/// from deadlocking with a ReserveStock of the same shipment, which locks levels first too.
+pub async fn lock_held_levels(
+    tx: &mut Tx,
+    shipment_id: Uuid,
+    warehouse_id: Option<Uuid>,
+    material_id: Option<Uuid>,
+) -> Result<Vec<(Uuid, Uuid)>, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH h AS MATERIALIZED (SELECT warehouse_id, material_id FROM inventory.reservations \
+                                 WHERE {HELD}) \
+         SELECT l.warehouse_id, l.material_id FROM inventory.lock_levels( \
+             ARRAY(SELECT warehouse_id FROM h ORDER BY warehouse_id, material_id), \
+             ARRAY(SELECT material_id FROM h ORDER BY warehouse_id, material_id)) l"
+    )))
+    .bind(shipment_id)
+    .bind(ReservationStatus::Held.as_str())
+    .bind(warehouse_id)
+    .bind(material_id)
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
 /// The shipment's held reservations, of one warehouse and/or one material when given, by
-/// warehouse and material, locked for a change. Only held rows are locked: a released one that
-/// a concurrent ReserveStock holds again is not waited for, and a row another transaction
-/// releases first is re-checked when its lock is granted and left out.
+/// warehouse and material, as committed when the statement starts; nothing is locked (see
+/// [`lock_held_levels`]).
 pub async fn held_of_shipment(
     tx: &mut Tx,
     shipment_id: Uuid,
@@ -56,10 +87,7 @@ pub async fn held_of_shipment(
     material_id: Option<Uuid>,
 ) -> Result<Vec<ReservationRow>, Error> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE shipment_id = $1 AND status = $2 \
-            AND ($3::uuid IS NULL OR warehouse_id = $3) \
-            AND ($4::uuid IS NULL OR material_id = $4) \
-          ORDER BY warehouse_id, material_id FOR UPDATE"
+        "{SELECT} WHERE {HELD} ORDER BY warehouse_id, material_id"
     )))
     .bind(shipment_id)
     .bind(ReservationStatus::Held.as_str())
