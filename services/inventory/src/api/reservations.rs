@@ -249,7 +249,7 @@ async fn settle(
         .filter(|r| locked.contains(&(r.warehouse_id, r.material_id)))
         .collect();
     // One statement for the ledger entries and one for the status changes, in the order of
-    // `of_shipment` (warehouse, material), whatever the number of lines.
+    // `held_of_shipment` (warehouse, material), whatever the number of lines.
     let entries: Vec<Entry> = held
         .iter()
         .map(|r| Entry {

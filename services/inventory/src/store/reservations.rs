@@ -46,9 +46,30 @@ pub async fn of_shipment(tx: &mut Tx, shipment_id: Uuid) -> Result<Vec<Reservati
 }
 
 /// The condition naming a shipment's ($1) held ($2) reservations, of one warehouse ($3) and/or
-/// one material ($4) when given.
+/// one material ($4) when given; [`fetch_held`] binds them.
 const HELD: &str = "shipment_id = $1 AND status = $2 AND ($3::uuid IS NULL OR warehouse_id = $3) \
     AND ($4::uuid IS NULL OR material_id = $4)";
+
+/// The rows of `sql`, a statement filtered by [`HELD`], for the shipment's held reservations
+/// of one warehouse and/or one material when given.
+async fn fetch_held<O>(
+    tx: &mut Tx,
+    sql: String,
+    shipment_id: Uuid,
+    warehouse_id: Option<Uuid>,
+    material_id: Option<Uuid>,
+) -> Result<Vec<O>, Error>
+where
+    O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(shipment_id)
+        .bind(ReservationStatus::Held.as_str())
+        .bind(warehouse_id)
+        .bind(material_id)
+        .fetch_all(&mut **tx)
+        .await?)
+}
 
 /// Locks the levels of the shipment's held reservations (of one warehouse and/or one material
 /// when given), in the order every writer of levels locks them, and returns the keys
@@ -62,19 +83,14 @@ pub async fn lock_held_levels(
     warehouse_id: Option<Uuid>,
     material_id: Option<Uuid>,
 ) -> Result<Vec<(Uuid, Uuid)>, Error> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let sql = format!(
         "WITH h AS MATERIALIZED (SELECT warehouse_id, material_id FROM inventory.reservations \
                                  WHERE {HELD}) \
          SELECT l.warehouse_id, l.material_id FROM inventory.lock_levels( \
              ARRAY(SELECT warehouse_id FROM h ORDER BY warehouse_id, material_id), \
              ARRAY(SELECT material_id FROM h ORDER BY warehouse_id, material_id)) l"
-    )))
-    .bind(shipment_id)
-    .bind(ReservationStatus::Held.as_str())
-    .bind(warehouse_id)
-    .bind(material_id)
-    .fetch_all(&mut **tx)
-    .await?)
+    );
+    fetch_held(tx, sql, shipment_id, warehouse_id, material_id).await
 }
 
 /// The shipment's held reservations, of one warehouse and/or one material when given, by
@@ -86,15 +102,8 @@ pub async fn held_of_shipment(
     warehouse_id: Option<Uuid>,
     material_id: Option<Uuid>,
 ) -> Result<Vec<ReservationRow>, Error> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE {HELD} ORDER BY warehouse_id, material_id"
-    )))
-    .bind(shipment_id)
-    .bind(ReservationStatus::Held.as_str())
-    .bind(warehouse_id)
-    .bind(material_id)
-    .fetch_all(&mut **tx)
-    .await?)
+    let sql = format!("{SELECT} WHERE {HELD} ORDER BY warehouse_id, material_id");
+    fetch_held(tx, sql, shipment_id, warehouse_id, material_id).await
 }
 
 /// Records held reservations of `shipment_id`, one per line (warehouse, material, quantity),
