@@ -351,8 +351,31 @@ async fn malformed_rows_are_refused_by_checks() {
     );
     let ann = db.driver(LICENSED).await;
     // An empty or reversed window is not a window.
-    assert_eq!(refusal(db.assign(truck, ann, 12, 12).await).0, "23514");
+    let window_check = (
+        "23514".to_owned(),
+        "assignments_time_window_check".to_owned(),
+    );
+    assert_eq!(refusal(db.assign(truck, ann, 12, 12).await), window_check);
     assert_eq!(refusal(db.assign(truck, ann, 14, 12).await).0, "22000");
+    // Nor is an unbounded one, or one that is not half-open [start, end).
+    for range in [
+        "'[2026-12-01 08:00Z,)'",
+        "'(,2026-12-01 10:00Z)'",
+        "'[2026-12-01 08:00Z,2026-12-01 10:00Z]'",
+        "'(2026-12-01 08:00Z,2026-12-01 10:00Z)'",
+    ] {
+        let insert = db
+            .exec(&format!(
+                "INSERT INTO fleet.assignments (tenant_id, id, truck_id, driver_id, shipment_id, time_window) \
+                 VALUES (fleet.current_tenant_id(), gen_random_uuid(), '{truck}', '{ann}', \
+                         gen_random_uuid(), {range}::tstzrange)"
+            ))
+            .await;
+        assert_eq!(refusal(insert), window_check, "{range}");
+    }
+    db.assign(truck, ann, 8, 10)
+        .await
+        .expect("a bounded half-open window is one");
 }
 
 #[tokio::test]
