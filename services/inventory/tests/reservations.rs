@@ -963,6 +963,8 @@ async fn a_line_of_an_unknown_or_deleted_warehouse_or_material_is_not_found_and_
         ((&hamburg, &nothing), material_kind, &unknown),
         ((&closed, &steel), warehouse_kind, &closed.id),
         ((&hamburg, &retired), material_kind, &retired.id),
+        // Both missing: the warehouse is named (warehouses are checked first).
+        ((&nowhere, &nothing), warehouse_kind, &unknown),
     ] {
         let err = expect_code(
             app.reserve(

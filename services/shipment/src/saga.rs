@@ -177,7 +177,14 @@ async fn begin(
 ) -> Result<Begun, Error> {
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
     let shipment = shipments::lock(&mut tx, intent.shipment_id).await?;
-    if let Some(running) = sagas::running(&mut tx, shipment.id).await? {
+    // A saga marks the shipment it works on from its start (in its first transaction) to its
+    // end (in its last), so an unmarked shipment has none running; the unique index of
+    // running sagas refuses a second one should that ever be wrong.
+    let running = match shipment.saga_id {
+        Some(_) => sagas::running(&mut tx, shipment.id).await?,
+        None => None,
+    };
+    if let Some(running) = running {
         let parked = running.lease_owner.is_none()
             || running
                 .lease_until
@@ -260,7 +267,6 @@ async fn begin(
         created_at: OffsetDateTime::now_utc(),
     };
     let saga = sagas::insert(&mut tx, &saga, lease(state)).await?;
-    shipments::set_saga(&mut tx, shipment.id, Some(saga.id)).await?;
     // A shipment a saga works on is frozen (no edits, no items): read it once, here.
     let lines = if intent.kind == Kind::Plan {
         items::of_shipment(&mut tx, shipment.id).await?

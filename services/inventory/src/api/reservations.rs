@@ -19,9 +19,9 @@ use super::stock::short;
 use super::{State, convert, idempotency_key, record_operation, replay_operation};
 use crate::domain::material::QUANTITY;
 use crate::domain::stock::{MovementKind, ReservationStatus};
+use crate::store::lock_live;
 use crate::store::reservations::{self as store, ReservationRow};
 use crate::store::stock::{self as stock, Booking, Entry};
-use crate::store::{materials, warehouses};
 
 /// Most lines one ReserveStock may carry.
 const MAX_LINES: usize = 100;
@@ -99,12 +99,11 @@ pub async fn reserve_stock(
     {
         return Ok(first);
     }
-    // Every warehouse, then every material, live and held FOR SHARE: two statements whatever
+    // Every warehouse, then every material, live and held FOR SHARE: one statement whatever
     // the number of lines.
     let warehouse_ids: Vec<Uuid> = lines.iter().map(|l| l.warehouse_id).collect();
-    warehouses::lock_live(&mut tx, &warehouse_ids).await?;
     let material_ids: Vec<Uuid> = lines.iter().map(|l| l.material_id).collect();
-    materials::lock_live(&mut tx, &material_ids).await?;
+    lock_live(&mut tx, &warehouse_ids, &material_ids).await?;
     let keys: Vec<(Uuid, Uuid)> = lines
         .iter()
         .map(|l| (l.warehouse_id, l.material_id))

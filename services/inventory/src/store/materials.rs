@@ -108,11 +108,6 @@ pub async fn get_live(tx: &mut Tx, id: Uuid) -> Result<MaterialRow, Error> {
     row.ok_or_else(|| Error::NotFound(Resource::new(KIND, id)))
 }
 
-/// Locks the live materials with `ids` FOR SHARE, or NOT_FOUND naming the first missing.
-pub async fn lock_live(tx: &mut Tx, ids: &[Uuid]) -> Result<(), Error> {
-    super::lock_live(tx, "inventory.materials", KIND, ids).await
-}
-
 /// Locks the material FOR UPDATE before a delete decides, so operations that hold it FOR SHARE
 /// finish first and their stock is seen.
 pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<(), Error> {

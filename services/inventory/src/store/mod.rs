@@ -20,25 +20,37 @@ pub const IDEMPOTENCY: Idempotency = Idempotency {
     table: "inventory.idempotency_keys",
 };
 
-/// Locks the live rows of `table` (a warehouse or material table, `kind` its resource name) with
-/// the given ids FOR SHARE until the transaction ends, in one statement and in id order (two
-/// operations never wait on each other crosswise); or NOT_FOUND naming the first of `ids` that
-/// is missing or deleted. What an operation relies on cannot be deleted or changed under it.
-async fn lock_live(
+/// Locks the live warehouses and materials an operation relies on FOR SHARE until the
+/// transaction ends, in one statement: warehouses first, then materials, each in id order (two
+/// operations never wait on each other crosswise); or NOT_FOUND naming the first missing or
+/// deleted warehouse, else the first such material. What an operation relies on cannot be
+/// deleted or changed under it.
+pub async fn lock_live(
     tx: &mut Tx,
-    table: &str,
-    kind: &'static str,
-    ids: &[Uuid],
+    warehouse_ids: &[Uuid],
+    material_ids: &[Uuid],
 ) -> Result<(), Error> {
-    let sql = format!(
-        "SELECT id FROM {table} WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR SHARE"
-    );
-    let found: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(ids)
-        .fetch_all(&mut **tx)
-        .await?;
-    match ids.iter().find(|id| !found.contains(id)) {
-        Some(missing) => Err(Error::NotFound(Resource::new(kind, *missing))),
+    // An Append runs its branches in order, so the warehouse locks are taken first.
+    let found: Vec<(bool, Uuid)> = sqlx::query_as(
+        "SELECT true, id FROM (SELECT id FROM inventory.warehouses \
+             WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR SHARE) w \
+         UNION ALL \
+         SELECT false, id FROM (SELECT id FROM inventory.materials \
+             WHERE id = ANY($2) AND deleted_at IS NULL ORDER BY id FOR SHARE) m",
+    )
+    .bind(warehouse_ids)
+    .bind(material_ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let missing = |kind: &'static str, warehouse: bool, ids: &[Uuid]| {
+        ids.iter()
+            .find(|id| !found.contains(&(warehouse, **id)))
+            .map(|id| Error::NotFound(Resource::new(kind, *id)))
+    };
+    match missing(warehouses::KIND, true, warehouse_ids)
+        .or_else(|| missing(materials::KIND, false, material_ids))
+    {
+        Some(error) => Err(error),
         None => Ok(()),
     }
 }

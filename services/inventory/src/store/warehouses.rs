@@ -104,11 +104,6 @@ pub async fn get_live(tx: &mut Tx, id: Uuid) -> Result<WarehouseRow, Error> {
     row.ok_or_else(|| Error::NotFound(Resource::new(KIND, id)))
 }
 
-/// Locks the live warehouses with `ids` FOR SHARE, or NOT_FOUND naming the first missing.
-pub async fn lock_live(tx: &mut Tx, ids: &[Uuid]) -> Result<(), Error> {
-    super::lock_live(tx, "inventory.warehouses", KIND, ids).await
-}
-
 /// Locks the warehouse FOR UPDATE before a delete decides, so operations that hold it FOR SHARE
 /// finish first and their stock is seen.
 pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<(), Error> {

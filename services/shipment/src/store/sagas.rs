@@ -57,13 +57,17 @@ const COLUMNS: &str = "tenant_id, id, shipment_id, kind, state, step, started_by
     truck_id, driver_id, assignment_id, assign_attempt, error_code, error_message, credentials, \
     lease_owner, lease_until, created_at";
 
-/// Starts a saga leased to `owner` for `lease_seconds`.
+/// Starts a saga leased to `owner` for `lease_seconds` and marks its (locked) shipment as
+/// worked on by it, in one statement.
 pub async fn insert(tx: &mut Tx, saga: &SagaRow, lease_seconds: f64) -> Result<SagaRow, Error> {
     let sql = format!(
-        "INSERT INTO shipment.sagas (tenant_id, id, shipment_id, kind, state, step, started_by, \
-             request_id, reason, assignment_id, credentials, lease_owner, lease_until) \
-         VALUES (shipment.current_tenant_id(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-             now() + make_interval(secs => $12)) RETURNING {COLUMNS}"
+        "WITH saga AS (\
+             INSERT INTO shipment.sagas (tenant_id, id, shipment_id, kind, state, step, started_by, \
+                 request_id, reason, assignment_id, credentials, lease_owner, lease_until) \
+             VALUES (shipment.current_tenant_id(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                 now() + make_interval(secs => $12)) RETURNING {COLUMNS}), \
+         marked AS (UPDATE shipment.shipments SET saga_id = $1 WHERE id = $2) \
+         SELECT {COLUMNS} FROM saga"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(saga.id)

@@ -138,38 +138,50 @@ pub async fn insert(
     f: &ShipmentFields,
     destination: &AddressSnapshot,
 ) -> Result<ShipmentRow, Error> {
-    sqlx::query(
-        "INSERT INTO shipment.shipments (tenant_id, id, reference, customer_id, supplier_id, \
+    let sql = format!(
+        "INSERT INTO shipment.shipments (tenant_id, id, customer_id, reference, supplier_id, \
              origin_warehouse_id, destination_address_id, dest_line1, dest_line2, dest_city, \
              dest_region, dest_postal_code, dest_country_code, dest_latitude, dest_longitude, \
              pickup_window, delivery_window, priority, notes) \
          VALUES (shipment.current_tenant_id(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-             $13, $14, $15, $16, $17, $18)",
-    )
-    .bind(id)
-    .bind(f.reference.as_str())
-    .bind(customer_id)
-    .bind(f.supplier_id)
-    .bind(f.origin_warehouse_id)
-    .bind(f.destination_address_id)
-    .bind(destination.line1.as_str())
-    .bind(destination.line2.as_str())
-    .bind(destination.city.as_str())
-    .bind(destination.region.as_str())
-    .bind(destination.postal_code.as_str())
-    .bind(destination.country.as_str())
-    .bind(destination.location.map(|l| l.latitude))
-    .bind(destination.location.map(|l| l.longitude))
-    .bind(f.pickup.range())
-    .bind(f.delivery.range())
-    .bind(f.priority.as_str())
-    .bind(f.notes.as_str())
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| Error::from_db_with(e, UNIQUE))?;
-    get(tx, id, true)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("inserted shipment not visible").into())
+             $13, $14, $15, $16, $17, $18) RETURNING {COLUMNS}"
+    );
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(customer_id);
+    bind_fields(query, f, destination)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| Error::from_db_with(e, UNIQUE))
+}
+
+type ShipmentQuery<'q> =
+    sqlx::query::QueryAs<'q, sqlx::Postgres, ShipmentRow, sqlx::postgres::PgArguments>;
+
+/// Binds the caller's fields and the destination snapshot as the next parameters, in the order
+/// insert and update name their columns (reference first, notes last).
+fn bind_fields<'q>(
+    query: ShipmentQuery<'q>,
+    f: &'q ShipmentFields,
+    destination: &'q AddressSnapshot,
+) -> ShipmentQuery<'q> {
+    query
+        .bind(f.reference.as_str())
+        .bind(f.supplier_id)
+        .bind(f.origin_warehouse_id)
+        .bind(f.destination_address_id)
+        .bind(destination.line1.as_str())
+        .bind(destination.line2.as_str())
+        .bind(destination.city.as_str())
+        .bind(destination.region.as_str())
+        .bind(destination.postal_code.as_str())
+        .bind(destination.country.as_str())
+        .bind(destination.location.map(|l| l.latitude))
+        .bind(destination.location.map(|l| l.longitude))
+        .bind(f.pickup.range())
+        .bind(f.delivery.range())
+        .bind(f.priority.as_str())
+        .bind(f.notes.as_str())
 }
 
 /// One shipment; deleted ones only when `include_deleted`.
@@ -247,35 +259,20 @@ pub async fn update(
     f: &ShipmentFields,
     destination: &AddressSnapshot,
 ) -> Result<ShipmentRow, Error> {
-    sqlx::query(
+    let sql = format!(
         "UPDATE shipment.shipments SET reference = $2, supplier_id = $3, origin_warehouse_id = $4, \
              destination_address_id = $5, dest_line1 = $6, dest_line2 = $7, dest_city = $8, \
              dest_region = $9, dest_postal_code = $10, dest_country_code = $11, dest_latitude = $12, \
              dest_longitude = $13, pickup_window = $14, delivery_window = $15, priority = $16, \
              notes = $17, version = version + 1 \
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(f.reference.as_str())
-    .bind(f.supplier_id)
-    .bind(f.origin_warehouse_id)
-    .bind(f.destination_address_id)
-    .bind(destination.line1.as_str())
-    .bind(destination.line2.as_str())
-    .bind(destination.city.as_str())
-    .bind(destination.region.as_str())
-    .bind(destination.postal_code.as_str())
-    .bind(destination.country.as_str())
-    .bind(destination.location.map(|l| l.latitude))
-    .bind(destination.location.map(|l| l.longitude))
-    .bind(f.pickup.range())
-    .bind(f.delivery.range())
-    .bind(f.priority.as_str())
-    .bind(f.notes.as_str())
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| Error::from_db_with(e, UNIQUE))?;
-    reread(tx, id).await
+         WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id);
+    bind_fields(query, f, destination)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(|e| Error::from_db_with(e, UNIQUE))?
+        .ok_or_else(|| written_vanished(id))
 }
 
 /// Soft-deletes (`deleted` true) or restores a shipment at `expected_version`.
@@ -334,7 +331,7 @@ pub async fn set_status(
     change: &StatusChange,
 ) -> Result<ShipmentRow, Error> {
     let (truck, driver, assignment) = change.booking.unzip3();
-    sqlx::query(
+    let sql = format!(
         "UPDATE shipment.shipments SET status = $2, \
              truck_id = coalesce($3, truck_id), driver_id = coalesce($4, driver_id), \
              assignment_id = coalesce($5, assignment_id), \
@@ -345,18 +342,19 @@ pub async fn set_status(
              delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END, \
              cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END, \
              version = version + 1 \
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(to.as_str())
-    .bind(truck)
-    .bind(driver)
-    .bind(assignment)
-    .bind(change.reason.as_deref())
-    .bind(change.end_saga)
-    .execute(&mut **tx)
-    .await?;
-    reread(tx, id).await
+         WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(to.as_str())
+        .bind(truck)
+        .bind(driver)
+        .bind(assignment)
+        .bind(change.reason.as_deref())
+        .bind(change.end_saga)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| written_vanished(id))
 }
 
 trait Unzip3 {
@@ -372,10 +370,9 @@ impl Unzip3 for Option<(Uuid, Uuid, Uuid)> {
     }
 }
 
-async fn reread(tx: &mut Tx, id: Uuid) -> Result<ShipmentRow, Error> {
-    get(tx, id, true)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("written shipment vanished").into())
+/// A locked shipment an UPDATE did not find: a bug, not the caller's doing.
+fn written_vanished(id: Uuid) -> Error {
+    anyhow::anyhow!("locked shipment {id} vanished before its update").into()
 }
 
 /// A ListShipments condition: `(value, negated)`.
