@@ -3,7 +3,8 @@
 //! bookings (and one long one across the window) the busy-trucks and busy-drivers subplans of
 //! FindAvailableTrucks, FindAvailableDrivers and AssignAvailable read `assignments_active_by_start`
 //! between both bounds of the window (the lower one less the longest booking, from
-//! `assignments_active_by_length`), and nothing reads a big table sequentially. Plans come from auto_explain as in `explain.rs`; the trucks
+//! `assignments_active_by_length`), and nothing reads a big table sequentially. AssignAvailable's
+//! picks walk `trucks_assignable` and `drivers_assignable` in order, with no sort of the fleet. Plans come from auto_explain as in `explain.rs`; the trucks
 //! and drivers are created through the running fleet service by the benchmark's own populate.
 
 use bench::explain;
@@ -152,6 +153,30 @@ async fn picking_free_trucks_and_drivers_reads_only_bookings_that_can_overlap() 
         .collect();
     // FindAvailableTrucks, FindAvailableDrivers, and AssignAvailable's truck and driver.
     assert!(picks.len() >= 4, "{} availability plans", picks.len());
+    // AssignAvailable's picks walk the truck and driver indexes in the order asked for and stop
+    // at the first free row: no sort of the whole fleet.
+    let locking: Vec<&(String, Value)> = picks
+        .iter()
+        .filter(|(query, _)| query.contains("SKIP LOCKED"))
+        .collect();
+    assert_eq!(locking.len(), 2, "AssignAvailable's truck and driver picks");
+    for (query, plan) in locking {
+        let (table, index) = if query.contains("FROM fleet.trucks") {
+            ("trucks", "trucks_assignable")
+        } else {
+            ("drivers", "drivers_assignable")
+        };
+        let mut nodes = Vec::new();
+        node_types(plan, &mut nodes);
+        assert!(
+            nodes.contains(&(
+                Some(table.to_owned()),
+                "Index Scan".to_owned(),
+                Some(index.to_owned())
+            )) && !nodes.iter().any(|(_, node, _)| node.contains("Sort")),
+            "{nodes:?} in: {query}"
+        );
+    }
     for (query, plan) in &picks {
         let mut reads = Vec::new();
         assignment_reads(plan, &mut reads);
@@ -186,6 +211,19 @@ fn tomorrow() -> TimeWindow {
     TimeWindow {
         start_time: at(8),
         end_time: at(12),
+    }
+}
+
+/// (relation, node type, index) of every node of `plan`.
+fn node_types(plan: &Value, into: &mut Vec<(Option<String>, String, Option<String>)>) {
+    let text = |key: &str| plan[key].as_str().map(str::to_owned);
+    into.push((
+        text("Relation Name"),
+        text("Node Type").unwrap_or_default(),
+        text("Index Name"),
+    ));
+    for child in plan["Plans"].as_array().into_iter().flatten() {
+        node_types(child, into);
     }
 }
 
