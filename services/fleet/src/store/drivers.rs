@@ -372,7 +372,9 @@ pub fn cursor_after(row: &DriverRow, order: Order) -> Cursor {
 /// The busy drivers are found once (`NOT IN`, a hashed subplan over [`super::busy`]), not once
 /// per driver: a correlated `NOT EXISTS` read the tenant's active assignments for every driver
 /// (186 ms for 300 drivers and 678 assignments). The subplan reads only the bookings that can
-/// overlap the window.
+/// overlap the window. The drivers are read in `drivers_assignable` order until enough are
+/// found; the licence test is a PL/pgSQL function so that the generic plan, too, expects
+/// enough drivers to pass it to keep that order (fleet migration 0009).
 pub async fn available(
     tx: &mut Tx,
     window: &Window,
@@ -383,8 +385,7 @@ pub async fn available(
     let sql = format!(
         "{SELECT} d WHERE d.tenant_id = fleet.current_tenant_id() AND deleted_at IS NULL \
            AND status = 'active' \
-           AND licence_expires_at >= upper($1) \
-           AND ($2::text IS NULL OR $2 = ANY (licence_classes)) \
+           AND fleet.licensed_for(licence_classes, licence_expires_at, $2, upper($1)) \
            AND d.id NOT IN ({}) \
          ORDER BY lower(name), id LIMIT $3{}",
         super::busy("driver_id", 4, 5),
