@@ -787,10 +787,7 @@ impl Runner {
     async fn end(&mut self) -> Result<Next, Error> {
         let mut tx = self.tx().await?;
         shipments::lock(&mut tx, self.saga.shipment_id).await?;
-        shipments::set_saga(&mut tx, self.saga.shipment_id, None).await?;
-        let row = shipments::get(&mut tx, self.saga.shipment_id, true)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("shipment of saga {} vanished", self.saga.id))?;
+        let row = shipments::clear_saga(&mut tx, self.saga.shipment_id).await?;
         self.saga.state = SagaState::Failed.as_str().to_owned();
         if self.saga.error_code.is_none() {
             self.saga.error_code = Some(tonic::Code::Aborted as i32);

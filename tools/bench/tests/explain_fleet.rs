@@ -5,8 +5,9 @@
 //! between both bounds of the window (the lower one less the longest booking, from
 //! `assignments_active_by_length`), and nothing reads a big table sequentially. AssignAvailable's
 //! picks walk `trucks_assignable` and `drivers_assignable` in order, with no sort of the fleet.
-//! Every plan judged is the generic one a prepared statement settles on. Plans come from auto_explain as in `explain.rs`; the trucks
-//! and drivers are created through the running fleet service by the benchmark's own populate.
+//! Every plan judged is the generic one a prepared statement settles on. Plans come from
+//! auto_explain as in `explain.rs`; the trucks and drivers are created through the running
+//! fleet service by the benchmark's own populate.
 
 use bench::explain;
 use bench::populate::{self, Fleet, Services};

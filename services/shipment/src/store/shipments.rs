@@ -302,14 +302,16 @@ pub async fn set_deleted(
     )
 }
 
-/// Marks a saga as working on a locked shipment (`Some`) or as done with it (`None`).
-pub async fn set_saga(tx: &mut Tx, id: Uuid, saga_id: Option<Uuid>) -> Result<(), Error> {
-    sqlx::query("UPDATE shipment.shipments SET saga_id = $2 WHERE id = $1")
+/// Marks a locked shipment as no longer worked on by a saga, and returns it. (A saga marks its
+/// shipment when it is inserted: `sagas::insert`.)
+pub async fn clear_saga(tx: &mut Tx, id: Uuid) -> Result<ShipmentRow, Error> {
+    let sql =
+        format!("UPDATE shipment.shipments SET saga_id = NULL WHERE id = $1 RETURNING {COLUMNS}");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
-        .bind(saga_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| written_vanished(id))
 }
 
 /// What a status change writes besides the status.
