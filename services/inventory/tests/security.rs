@@ -1584,6 +1584,32 @@ async fn the_runtime_role_owns_nothing_bypasses_nothing_and_every_table_forces_r
         options.iter().any(|o| o == "security_invoker=true"),
         "{options:?}"
     );
+    // The lock functions every stock operation starts with: lock_live runs with the caller's
+    // rights (its policies decide what it finds); both keep one plan per session instead of
+    // planning each call for its arrays' lengths (inventory migration 0008).
+    let locks: Vec<(String, bool, Vec<String>)> = sqlx::query_as(
+        "SELECT p.proname::text, p.prosecdef, coalesce(p.proconfig, '{}') \
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE n.nspname = 'inventory' AND p.proname IN ('lock_live', 'lock_levels') ORDER BY 1",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        locks
+            .iter()
+            .map(|(n, d, _)| (n.as_str(), *d))
+            .collect::<Vec<_>>(),
+        [("lock_levels", true), ("lock_live", false)]
+    );
+    for (name, _, config) in &locks {
+        assert!(
+            config
+                .iter()
+                .any(|c| c == "plan_cache_mode=force_generic_plan"),
+            "{name}: {config:?}"
+        );
+    }
 }
 
 // The available-stock view ----------------------------------------------------------------------

@@ -30,18 +30,13 @@ pub async fn lock_live(
     warehouse_ids: &[Uuid],
     material_ids: &[Uuid],
 ) -> Result<(), Error> {
-    // An Append runs its branches in order, so the warehouse locks are taken first.
-    let found: Vec<(bool, Uuid)> = sqlx::query_as(
-        "SELECT true, id FROM (SELECT id FROM inventory.warehouses \
-             WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR SHARE) w \
-         UNION ALL \
-         SELECT false, id FROM (SELECT id FROM inventory.materials \
-             WHERE id = ANY($2) AND deleted_at IS NULL ORDER BY id FOR SHARE) m",
-    )
-    .bind(warehouse_ids)
-    .bind(material_ids)
-    .fetch_all(&mut **tx)
-    .await?;
+    // Warehouses first (inventory migration 0008), from a plan kept for the session.
+    let found: Vec<(bool, Uuid)> =
+        sqlx::query_as("SELECT is_warehouse, locked_id FROM inventory.lock_live($1, $2)")
+            .bind(warehouse_ids)
+            .bind(material_ids)
+            .fetch_all(&mut **tx)
+            .await?;
     let missing = |kind: &'static str, warehouse: bool, ids: &[Uuid]| {
         ids.iter()
             .find(|id| !found.contains(&(warehouse, **id)))
