@@ -27,6 +27,11 @@ pub struct DbContext {
     pub partner_id: Option<Uuid>,
     /// `app.driver_id`: scopes driver users.
     pub driver_id: Option<Uuid>,
+    /// Run every statement from its generic plan (`plan_cache_mode = force_generic_plan`) for
+    /// this transaction: for statements PostgreSQL would otherwise plan again in every call
+    /// because a custom plan looks cheaper, when their generic plans are known to be right
+    /// (the EXPLAIN tests see the plans these transactions run).
+    pub generic_plans: bool,
 }
 
 /// The role name policies accept for a service's own maintenance work (key rotation at start-up,
@@ -42,6 +47,7 @@ impl DbContext {
             roles: caller.roles.iter().map(|r| r.as_str()).collect(),
             partner_id: caller.partner_id,
             driver_id: caller.driver_id,
+            generic_plans: false,
         }
     }
 
@@ -59,6 +65,14 @@ impl DbContext {
             tenant_id,
             roles: vec![SYSTEM_ROLE],
             ..Self::default()
+        }
+    }
+
+    /// The same context, with every statement run from its generic plan (see `generic_plans`).
+    pub fn with_generic_plans(self) -> Self {
+        Self {
+            generic_plans: true,
+            ..self
         }
     }
 
@@ -98,10 +112,15 @@ impl DbContext {
         for role in &self.roles {
             debug_assert!(role.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
         }
+        let plans = if self.generic_plans {
+            ", set_config('plan_cache_mode', 'force_generic_plan', true)"
+        } else {
+            ""
+        };
         format!(
             "SELECT set_config('app.tenant_id', '{}', true), set_config('app.user_id', '{}', true), \
              set_config('app.roles', '{}', true), set_config('app.partner_id', '{}', true), \
-             set_config('app.driver_id', '{}', true);",
+             set_config('app.driver_id', '{}', true){plans};",
             uuid(self.tenant_id),
             uuid(self.user_id),
             self.roles.join(","),
@@ -130,5 +149,13 @@ mod tests {
         assert!(sql.starts_with("BEGIN; SELECT set_config('app.tenant_id', 'ffffffff-"));
         assert!(sql.contains("set_config('app.roles', 'admin,auditor', true)"));
         assert!(sql.contains("set_config('app.partner_id', '', true)"));
+        assert!(!sql.contains("plan_cache_mode"));
+        let sql = DbContext::for_caller(&caller)
+            .with_generic_plans()
+            .begin_statement();
+        assert!(sql.ends_with(
+            "set_config('app.driver_id', '', true), \
+             set_config('plan_cache_mode', 'force_generic_plan', true);"
+        ));
     }
 }

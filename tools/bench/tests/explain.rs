@@ -233,4 +233,20 @@ async fn list_and_get_queries_of_big_tables_use_indexes() {
     )
     .await
     .expect("every query of the big tables uses an index");
+
+    // ListStockLevels runs its page queries from their generic plans (planning one cost more
+    // than running it), so the plans above are the ones every call runs. A generic plan names
+    // the parameters ($1, ...) where a custom plan has their values.
+    let pages: Vec<(String, serde_json::Value)> = explain::explained(&logs.contents())
+        .into_iter()
+        .filter(|(q, _)| q.contains("ORDER BY l.warehouse_id, l.material_id LIMIT $"))
+        .filter(|(q, _)| q.contains("$2"))
+        .collect();
+    assert!(pages.len() >= 24, "{} filtered or later pages", pages.len());
+    for (query, plan) in &pages {
+        assert!(
+            plan.to_string().contains("$1"),
+            "planned for its values instead of generically: {query}"
+        );
+    }
 }

@@ -247,6 +247,10 @@ pub async fn holds(
 pub struct LevelCursor(pub Uuid, pub Uuid);
 
 /// One page of levels of live warehouses and materials, by warehouse and material.
+///
+/// The SQL names only the filters given (no `$n IS NULL OR ...`), so each combination is its
+/// own prepared statement whose generic plan walks an index in page order: the caller runs it
+/// with generic plans (`DbContext::with_generic_plans`) instead of planning it in every call.
 pub async fn levels(
     tx: &mut Tx,
     warehouse_id: Option<Uuid>,
@@ -255,24 +259,43 @@ pub async fn levels(
     after: Option<&LevelCursor>,
     limit: i64,
 ) -> Result<Vec<LevelRow>, Error> {
-    let sql = format!(
+    let mut sql = format!(
         "{LEVEL_SELECT} WHERE m.deleted_at IS NULL AND EXISTS (SELECT 1 FROM inventory.warehouses w \
-             WHERE w.tenant_id = l.tenant_id AND w.id = l.warehouse_id AND w.deleted_at IS NULL) \
-           AND ($1::uuid IS NULL OR l.warehouse_id = $1) \
-           AND ($2::uuid IS NULL OR l.material_id = $2) \
-           AND (NOT $3 OR l.on_hand - l.reserved <= m.reorder_point) \
-           AND ($4::uuid IS NULL OR (l.warehouse_id, l.material_id) > ($4, $5)) \
-         ORDER BY l.warehouse_id, l.material_id LIMIT $6"
+             WHERE w.tenant_id = l.tenant_id AND w.id = l.warehouse_id AND w.deleted_at IS NULL)"
     );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(warehouse_id)
-        .bind(material_id)
-        .bind(below_reorder_point)
-        .bind(after.map(|c| c.0))
-        .bind(after.map(|c| c.1))
-        .bind(limit)
-        .fetch_all(&mut **tx)
-        .await?)
+    let mut n = 0;
+    let mut param = || {
+        n += 1;
+        format!("${n}")
+    };
+    if warehouse_id.is_some() {
+        sql += &format!(" AND l.warehouse_id = {}", param());
+    }
+    if material_id.is_some() {
+        sql += &format!(" AND l.material_id = {}", param());
+    }
+    if below_reorder_point {
+        sql += " AND l.on_hand - l.reserved <= m.reorder_point";
+    }
+    if after.is_some() {
+        sql += &format!(
+            " AND (l.warehouse_id, l.material_id) > ({}, {})",
+            param(),
+            param()
+        );
+    }
+    sql += &format!(" ORDER BY l.warehouse_id, l.material_id LIMIT {}", param());
+    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    if let Some(id) = warehouse_id {
+        query = query.bind(id);
+    }
+    if let Some(id) = material_id {
+        query = query.bind(id);
+    }
+    if let Some(cursor) = after {
+        query = query.bind(cursor.0).bind(cursor.1);
+    }
+    Ok(query.bind(limit).fetch_all(&mut **tx).await?)
 }
 
 /// Where the previous page of entries ended: time and id (newest first).
