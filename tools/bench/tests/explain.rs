@@ -163,6 +163,10 @@ async fn list_and_get_queries_of_big_tables_use_indexes() {
             warehouse_id: warehouse_id.clone(),
             ..Default::default()
         },
+        pb::ListStockMovementsRequest {
+            material_id: material_id.clone(),
+            ..Default::default()
+        },
     ] {
         let page = client
             .list_stock_movements(authed(&token, request.clone()))
