@@ -1603,13 +1603,25 @@ async fn the_runtime_role_owns_nothing_bypasses_nothing_and_every_table_forces_r
         [("lock_levels", true), ("lock_live", false)]
     );
     for (name, _, config) in &locks {
-        assert!(
-            config
-                .iter()
-                .any(|c| c == "plan_cache_mode=force_generic_plan"),
-            "{name}: {config:?}"
-        );
+        for setting in [
+            "plan_cache_mode=force_generic_plan",
+            "search_path=pg_catalog, pg_temp",
+        ] {
+            assert!(config.iter().any(|c| c == setting), "{name}: {config:?}");
+        }
     }
+    // Only the runtime role may call them: no EXECUTE for PUBLIC (a NULL ACL would mean the
+    // default, which grants it).
+    let public: Vec<String> = sqlx::query_scalar(
+        "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+         WHERE n.nspname = 'inventory' AND p.proname IN ('lock_live', 'lock_levels') \
+           AND (p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) a \
+                                            WHERE a.grantee = 0))",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert!(public.is_empty(), "PUBLIC may execute {public:?}");
 }
 
 // The available-stock view ----------------------------------------------------------------------
