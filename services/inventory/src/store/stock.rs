@@ -4,6 +4,7 @@
 use logistics_platform::Error;
 use logistics_platform::context::Tx;
 use rust_decimal::Decimal;
+use sqlx::{Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -259,43 +260,30 @@ pub async fn levels(
     after: Option<&LevelCursor>,
     limit: i64,
 ) -> Result<Vec<LevelRow>, Error> {
-    let mut sql = format!(
-        "{LEVEL_SELECT} WHERE m.deleted_at IS NULL AND EXISTS (SELECT 1 FROM inventory.warehouses w \
-             WHERE w.tenant_id = l.tenant_id AND w.id = l.warehouse_id AND w.deleted_at IS NULL)"
+    let mut sql: QueryBuilder<Postgres> = QueryBuilder::new(LEVEL_SELECT);
+    sql.push(
+        " WHERE m.deleted_at IS NULL AND EXISTS (SELECT 1 FROM inventory.warehouses w \
+             WHERE w.tenant_id = l.tenant_id AND w.id = l.warehouse_id AND w.deleted_at IS NULL)",
     );
-    let mut n = 0;
-    let mut param = || {
-        n += 1;
-        format!("${n}")
-    };
-    if warehouse_id.is_some() {
-        sql += &format!(" AND l.warehouse_id = {}", param());
-    }
-    if material_id.is_some() {
-        sql += &format!(" AND l.material_id = {}", param());
-    }
-    if below_reorder_point {
-        sql += " AND l.on_hand - l.reserved <= m.reorder_point";
-    }
-    if after.is_some() {
-        sql += &format!(
-            " AND (l.warehouse_id, l.material_id) > ({}, {})",
-            param(),
-            param()
-        );
-    }
-    sql += &format!(" ORDER BY l.warehouse_id, l.material_id LIMIT {}", param());
-    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
     if let Some(id) = warehouse_id {
-        query = query.bind(id);
+        sql.push(" AND l.warehouse_id = ").push_bind(id);
     }
     if let Some(id) = material_id {
-        query = query.bind(id);
+        sql.push(" AND l.material_id = ").push_bind(id);
+    }
+    if below_reorder_point {
+        sql.push(" AND l.on_hand - l.reserved <= m.reorder_point");
     }
     if let Some(cursor) = after {
-        query = query.bind(cursor.0).bind(cursor.1);
+        sql.push(" AND (l.warehouse_id, l.material_id) > (")
+            .push_bind(cursor.0)
+            .push(", ")
+            .push_bind(cursor.1)
+            .push(")");
     }
-    Ok(query.bind(limit).fetch_all(&mut **tx).await?)
+    sql.push(" ORDER BY l.warehouse_id, l.material_id LIMIT ")
+        .push_bind(limit);
+    Ok(sql.build_query_as().fetch_all(&mut **tx).await?)
 }
 
 /// Where the previous page of entries ended: time and id (newest first).
