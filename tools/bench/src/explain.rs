@@ -49,16 +49,25 @@ pub fn explained(log: &str) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Every node of `plan`, the root first, each before its children.
+pub fn nodes(plan: &Value) -> Vec<&Value> {
+    let mut all = vec![plan];
+    let mut next = 0;
+    while let Some(node) = all.get(next).copied() {
+        all.extend(node["Plans"].as_array().into_iter().flatten());
+        next += 1;
+    }
+    all
+}
+
 /// The relations `plan` reads with a sequential scan.
 pub fn seq_scans(plan: &Value, into: &mut Vec<String>) {
-    if plan["Node Type"] == "Seq Scan"
-        && let Some(relation) = plan["Relation Name"].as_str()
-    {
-        into.push(relation.to_owned());
-    }
-    for child in plan["Plans"].as_array().into_iter().flatten() {
-        seq_scans(child, into);
-    }
+    into.extend(
+        nodes(plan)
+            .into_iter()
+            .filter(|node| node["Node Type"] == "Seq Scan")
+            .filter_map(|node| node["Relation Name"].as_str().map(str::to_owned)),
+    );
 }
 
 /// Each sequential scan, in `plans`, of a table of `schema` with more than

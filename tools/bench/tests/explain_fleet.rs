@@ -195,8 +195,7 @@ async fn picking_free_trucks_and_drivers_reads_only_bookings_that_can_overlap() 
         } else {
             ("drivers", "drivers_assignable")
         };
-        let mut nodes = Vec::new();
-        node_types(plan, &mut nodes);
+        let nodes = node_types(plan);
         assert!(
             nodes.contains(&(
                 Some(table.to_owned()),
@@ -207,8 +206,7 @@ async fn picking_free_trucks_and_drivers_reads_only_bookings_that_can_overlap() 
         );
     }
     for (query, plan) in &picks {
-        let mut reads = Vec::new();
-        assignment_reads(plan, &mut reads);
+        let reads = assignment_reads(plan);
         let indexes: Vec<Option<&str>> = reads.iter().map(|(i, _)| i.as_deref()).collect();
         assert!(
             indexes.contains(&Some("assignments_active_by_start"))
@@ -244,32 +242,35 @@ fn tomorrow() -> TimeWindow {
 }
 
 /// (relation, node type, index) of every node of `plan`.
-fn node_types(plan: &Value, into: &mut Vec<(Option<String>, String, Option<String>)>) {
-    let text = |key: &str| plan[key].as_str().map(str::to_owned);
-    into.push((
-        text("Relation Name"),
-        text("Node Type").unwrap_or_default(),
-        text("Index Name"),
-    ));
-    for child in plan["Plans"].as_array().into_iter().flatten() {
-        node_types(child, into);
-    }
+fn node_types(plan: &Value) -> Vec<(Option<String>, String, Option<String>)> {
+    explain::nodes(plan)
+        .into_iter()
+        .map(|node| {
+            let text = |key: &str| node[key].as_str().map(str::to_owned);
+            (
+                text("Relation Name"),
+                text("Node Type").unwrap_or_default(),
+                text("Index Name"),
+            )
+        })
+        .collect()
 }
 
 /// (index name, index condition) of every node of `plan` that reads `assignments`; for a bitmap
 /// heap scan, those of the bitmap index scan under it.
-fn assignment_reads(plan: &Value, into: &mut Vec<(Option<String>, String)>) {
-    if plan["Relation Name"] == "assignments" {
-        let index = match plan["Node Type"].as_str() {
-            Some("Bitmap Heap Scan") => &plan["Plans"][0],
-            _ => plan,
-        };
-        into.push((
-            index["Index Name"].as_str().map(str::to_owned),
-            index["Index Cond"].as_str().unwrap_or_default().to_owned(),
-        ));
-    }
-    for child in plan["Plans"].as_array().into_iter().flatten() {
-        assignment_reads(child, into);
-    }
+fn assignment_reads(plan: &Value) -> Vec<(Option<String>, String)> {
+    explain::nodes(plan)
+        .into_iter()
+        .filter(|node| node["Relation Name"] == "assignments")
+        .map(|node| {
+            let index = match node["Node Type"].as_str() {
+                Some("Bitmap Heap Scan") => &node["Plans"][0],
+                _ => node,
+            };
+            (
+                index["Index Name"].as_str().map(str::to_owned),
+                index["Index Cond"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
 }
