@@ -504,12 +504,7 @@ async fn the_ledger_is_append_only_for_the_runtime_role_and_levels_change_only_w
         .pool_as(inventory::schema::SCHEMA.app_role)
         .await
         .unwrap();
-    let mut tx = runtime.begin().await.unwrap();
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-        .bind(app.identity.tenant_id.to_string())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = app.runtime_tx().await;
     let visible: i64 = sqlx::query_scalar("SELECT count(*) FROM inventory.stock_movements")
         .fetch_one(&mut *tx)
         .await
@@ -523,12 +518,7 @@ async fn the_ledger_is_append_only_for_the_runtime_role_and_levels_change_only_w
         "INSERT INTO inventory.stock_levels (tenant_id, warehouse_id, material_id) \
          VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid())",
     ] {
-        let mut tx = runtime.begin().await.unwrap();
-        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-            .bind(app.identity.tenant_id.to_string())
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        let mut tx = app.runtime_tx().await;
         let err = sqlx::query(sql).execute(&mut *tx).await.unwrap_err();
         assert_eq!(
             err.as_database_error().unwrap().code().as_deref(),
@@ -557,20 +547,6 @@ async fn the_ledger_is_append_only_for_the_runtime_role_and_levels_change_only_w
     assert_eq!(app.level(&hamburg, &steel).await.0, "10");
 }
 
-/// A transaction of the runtime role in `tenant`'s context, as the service opens them.
-async fn in_tenant(
-    runtime: &sqlx::PgPool,
-    tenant: Uuid,
-) -> sqlx::Transaction<'static, sqlx::Postgres> {
-    let mut tx = runtime.begin().await.unwrap();
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-        .bind(tenant.to_string())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx
-}
-
 #[tokio::test]
 async fn move_stock_many_applies_its_entries_in_order_and_refuses_arrays_of_different_lengths() {
     let app = TestApp::spawn().await;
@@ -585,7 +561,6 @@ async fn move_stock_many_applies_its_entries_in_order_and_refuses_arrays_of_diff
         .pool_as(inventory::schema::SCHEMA.app_role)
         .await
         .unwrap();
-    let tenant = app.identity.tenant_id;
     // Entries are applied in array order, each seeing the one before, and come back in it.
     let call = |arrays: [&str; 6]| {
         format!(
@@ -602,7 +577,7 @@ async fn move_stock_many_applies_its_entries_in_order_and_refuses_arrays_of_diff
         "ARRAY[-4, 5]::numeric[]",
         "ARRAY[0, 0]::numeric[]",
     ];
-    let mut tx = in_tenant(&runtime, tenant).await;
+    let mut tx = app.runtime_tx().await;
     let applied: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(call(two)))
         .bind(warehouse_id)
         .bind(material_id)
@@ -624,7 +599,7 @@ async fn move_stock_many_applies_its_entries_in_order_and_refuses_arrays_of_diff
     for short in 0..one.len() {
         let mut arrays = two;
         arrays[short] = one[short];
-        let mut tx = in_tenant(&runtime, tenant).await;
+        let mut tx = app.runtime_tx().await;
         let err = sqlx::query(sqlx::AssertSqlSafe(call(arrays)))
             .bind(warehouse_id)
             .bind(material_id)
@@ -703,18 +678,7 @@ async fn a_commit_that_would_leave_reserved_unlike_the_held_reservations_is_refu
         .await
         .unwrap();
     // Releasing the reservation row without its ledger entry: the deferred check refuses it.
-    let runtime = app
-        .identity
-        .db
-        .pool_as(inventory::schema::SCHEMA.app_role)
-        .await
-        .unwrap();
-    let mut tx = runtime.begin().await.unwrap();
-    sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-        .bind(app.identity.tenant_id.to_string())
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = app.runtime_tx().await;
     sqlx::query("UPDATE inventory.reservations SET status = 'released'")
         .execute(&mut *tx)
         .await
@@ -724,4 +688,84 @@ async fn a_commit_that_would_leave_reserved_unlike_the_held_reservations_is_refu
     assert_eq!(db.code().as_deref(), Some("23514"));
     assert_eq!(db.constraint(), Some("stock_levels_reserved_matches_held"));
     assert_eq!(app.level(&hamburg, &steel).await, level("10", "4", "6"));
+}
+
+/// Each ledger kind moves what it says and nothing else, whoever writes the entry: the ledger's
+/// CHECK (a function since migration 0010) refuses an entry that does not, and with it the
+/// level change of the same statement.
+#[tokio::test]
+async fn the_ledger_refuses_an_entry_that_moves_other_than_its_kind_says() {
+    let app = TestApp::spawn().await;
+    let hamburg = app.warehouse("HAM-1").await;
+    let steel = app.material("STEEL-1").await;
+    app.receive(&hamburg, &steel, "10").await;
+    // (kind, on-hand change, reserved change, reason, accepted), from 10 on hand, 3 reserved.
+    let cases = [
+        ("receipt", "5", "0", "", true),
+        ("receipt", "-5", "0", "", false),
+        ("receipt", "5", "1", "", false),
+        ("issue", "-5", "0", "", true),
+        ("issue", "5", "0", "", false),
+        ("adjustment", "-1", "0", "counted", true),
+        ("adjustment", "-1", "0", "", false),
+        ("adjustment", "0", "0", "counted", false),
+        ("transfer_out", "-2", "0", "", true),
+        ("transfer_out", "2", "0", "", false),
+        ("transfer_in", "2", "0", "", true),
+        ("transfer_in", "0", "2", "", false),
+        ("reserve", "0", "3", "", true),
+        ("reserve", "3", "3", "", false),
+        ("reserve", "0", "-3", "", false),
+        ("release", "0", "-3", "", true),
+        ("release", "0", "3", "", false),
+        ("consume", "-3", "-3", "", true),
+        ("consume", "-3", "-2", "", false),
+        ("consume", "0", "0", "", false),
+        ("stolen", "-1", "0", "", false),
+    ];
+    for (kind, on_hand, reserved, reason, accepted) in cases {
+        let mut tx = app.runtime_tx().await;
+        // Something reserved, so that every case moves the level within its own CHECKs and
+        // only the kind's rule can refuse it (the reservation row is not the point here: the
+        // transaction is rolled back before the deferred check).
+        sqlx::query(
+            "SELECT inventory.move_stock(gen_random_uuid(), $1, $2, 'reserve', 0, 3, '', \
+                 NULL, NULL, gen_random_uuid())",
+        )
+        .bind(Uuid::parse_str(&hamburg.id).unwrap())
+        .bind(Uuid::parse_str(&steel.id).unwrap())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let moved = sqlx::query(
+            "SELECT inventory.move_stock(gen_random_uuid(), $1, $2, $3, $4::numeric, $5::numeric, \
+                 $6, NULL, NULL, gen_random_uuid())",
+        )
+        .bind(Uuid::parse_str(&hamburg.id).unwrap())
+        .bind(Uuid::parse_str(&steel.id).unwrap())
+        .bind(kind)
+        .bind(on_hand)
+        .bind(reserved)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await;
+        match moved {
+            Ok(_) => assert!(
+                accepted,
+                "{kind} {on_hand}/{reserved} {reason:?} was accepted"
+            ),
+            Err(err) => {
+                let db = err.as_database_error().unwrap();
+                assert!(!accepted, "{kind} {on_hand}/{reserved} {reason:?}: {db}");
+                assert_eq!(db.code().as_deref(), Some("23514"), "{kind}: {db}");
+                assert_eq!(
+                    db.constraint(),
+                    Some("stock_movements_kind_changes"),
+                    "{kind}"
+                );
+            }
+        }
+        tx.rollback().await.unwrap();
+    }
+    assert_eq!(app.level(&hamburg, &steel).await, level("10", "0", "10"));
 }

@@ -184,6 +184,19 @@ impl TestApp {
         )
     }
 
+    /// A transaction as the runtime role (`inventory_app`) with this tenant in its context,
+    /// for tests that write around the API to prove what the database itself refuses.
+    pub async fn runtime_tx(&self) -> sqlx::Transaction<'static, sqlx::Postgres> {
+        let runtime = self.identity.db.pool_as(SCHEMA.app_role).await.unwrap();
+        let mut tx = runtime.begin().await.unwrap();
+        sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+            .bind(self.identity.tenant_id.to_string())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx
+    }
+
     /// CheckStockLedger as the admin: (levels checked, mismatches).
     pub async fn check_ledger(&self) -> (i64, usize) {
         let done = self
