@@ -19,7 +19,7 @@ use crate::store::assignments::{
     self as store, DRIVER_BOOKED, DRIVER_NOT_ACTIVE, LICENCE_EXPIRES, ListQuery,
     NO_DRIVER_AVAILABLE, NO_TRUCK_AVAILABLE, TRUCK_BOOKED, TRUCK_IN_MAINTENANCE, TRUCK_NOT_ACTIVE,
 };
-use crate::store::{Booking, IDEMPOTENCY, drivers, trucks};
+use crate::store::{IDEMPOTENCY, drivers, trucks};
 
 const CREATE_ASSIGNMENT: &str = "CreateAssignment";
 
@@ -140,20 +140,17 @@ pub async fn assign_available(
         {
             return Ok(first);
         }
-        let truck = trucks::available(&mut tx, &window, payload, volume, 1, Booking::Lock).await?;
-        let driver = match truck.first() {
-            Some(_) => drivers::available(&mut tx, &window, class, 1, Booking::Lock).await?,
-            None => Vec::new(),
-        };
-        let (Some(truck), Some(driver)) = (truck.first(), driver.first()) else {
+        let (Some(truck_id), Some(driver_id)) =
+            store::pick(&mut tx, &window, payload, volume, class).await?
+        else {
             // Nothing free and unlocked: a refusal only if nothing is free at all, seen afresh
             // (the truck picked may have been booked just before its lock was taken). A free
             // truck or driver that another booking in flight holds is waited for: that booking
             // may still fail. Trucks are looked at last: a booking committing between the two
             // looks must not make a fleet that ran out of trucks look short of drivers.
-            let free_driver = drivers::available(&mut tx, &window, class, 1, Booking::Look);
+            let free_driver = drivers::available(&mut tx, &window, class, 1);
             let no_driver = free_driver.await?.is_empty();
-            let free_truck = trucks::available(&mut tx, &window, payload, volume, 1, Booking::Look);
+            let free_truck = trucks::available(&mut tx, &window, payload, volume, 1);
             if free_truck.await?.is_empty() {
                 return Err(Error::Precondition(vec![NO_TRUCK_AVAILABLE.violation()]));
             }
@@ -165,7 +162,7 @@ pub async fn assign_available(
             continue;
         };
         let id = Uuid::now_v7();
-        let row = match store::insert(&mut tx, id, truck.id, driver.id, shipment_id, &window).await
+        let row = match store::insert(&mut tx, id, truck_id, driver_id, shipment_id, &window).await
         {
             Ok(row) => row,
             // Booked by a transaction that committed after this one's snapshot: pick again.
@@ -186,7 +183,7 @@ pub async fn assign_available(
             .record(&mut tx, ASSIGN_AVAILABLE, request_id, &response)
             .await?;
         tx.commit().await?;
-        tracing::info!(assignment_id = %id, truck_id = %truck.id, driver_id = %driver.id,
+        tracing::info!(assignment_id = %id, %truck_id, %driver_id,
             %shipment_id, "assignment created for the first free pair");
         return Ok(response);
     }

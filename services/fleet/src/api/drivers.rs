@@ -17,8 +17,8 @@ use uuid::Uuid;
 use super::{State, convert};
 use crate::domain::driver::{DriverStatus, LicenceClass, LicenceNumber};
 use crate::sealing::{Column, licence_index};
+use crate::store::IDEMPOTENCY;
 use crate::store::drivers::{self as store, Condition, DriverValues, ListQuery, Order};
-use crate::store::{Booking, IDEMPOTENCY};
 
 const CREATE_DRIVER: &str = "CreateDriver";
 const UPDATABLE: &[&str] = &[
@@ -371,7 +371,7 @@ pub async fn find_available_drivers(
     v.finish()?;
     let (window, page_size) = (parsed(window)?, parsed(page_size)?);
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    let rows = store::available(&mut tx, &window, class, page_size, Booking::Look).await?;
+    let rows = store::available(&mut tx, &window, class, page_size).await?;
     tx.commit().await?;
     Ok(pb::FindAvailableDriversResponse {
         drivers: rows

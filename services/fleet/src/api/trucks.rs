@@ -15,8 +15,8 @@ use super::{State, convert};
 use crate::domain::truck::{
     self as domain, PAYLOAD_DIGITS, Plate, TruckFields, TruckStatus, VOLUME_DIGITS, Vin,
 };
+use crate::store::IDEMPOTENCY;
 use crate::store::trucks::{self as store, Condition, ListQuery, Order};
-use crate::store::{Booking, IDEMPOTENCY};
 
 const CREATE_TRUCK: &str = "CreateTruck";
 const UPDATABLE: &[&str] = &[
@@ -333,8 +333,7 @@ pub async fn find_available_trucks(
     v.finish()?;
     let (window, page_size) = (parsed(window)?, parsed(page_size)?);
     let mut tx = DbContext::for_caller(caller).begin(&state.pool).await?;
-    let rows =
-        store::available(&mut tx, &window, payload, volume, page_size, Booking::Look).await?;
+    let rows = store::available(&mut tx, &window, payload, volume, page_size).await?;
     tx.commit().await?;
     Ok(pb::FindAvailableTrucksResponse {
         trucks: rows.iter().map(convert::truck).collect::<Result<_, _>>()?,

@@ -11,7 +11,7 @@ use sqlx::{Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Booking, range};
+use super::range;
 use crate::domain::driver::{DriverStatus, LicenceClass};
 use crate::domain::window::Window;
 
@@ -366,8 +366,7 @@ pub fn cursor_after(row: &DriverRow, order: Order) -> Cursor {
 }
 
 /// Active, live drivers licensed (with `class`, if given) until at least the end of `window`
-/// and with no active assignment overlapping it, by name. With [`Booking::Lock`] the drivers
-/// returned are locked and drivers another transaction is booking are passed over.
+/// and with no active assignment overlapping it, by name.
 ///
 /// The busy drivers are found once (`NOT IN`, a hashed subplan over [`super::busy`]), not once
 /// per driver: a correlated `NOT EXISTS` read the tenant's active assignments for every driver
@@ -380,16 +379,17 @@ pub async fn available(
     window: &Window,
     class: Option<LicenceClass>,
     limit: i64,
-    booking: Booking,
 ) -> Result<Vec<DriverRow>, Error> {
     let sql = format!(
-        "{SELECT} d WHERE d.tenant_id = fleet.current_tenant_id() AND deleted_at IS NULL \
-           AND status = 'active' \
-           AND fleet.licensed_for(licence_classes, licence_expires_at, $2, upper($1)) \
-           AND d.id NOT IN ({}) \
-         ORDER BY lower(name), id LIMIT $3{}",
-        super::busy("driver_id", 4, 5),
-        booking.suffix("d")
+        "{SELECT} d {} LIMIT $3",
+        free(
+            super::Params {
+                range: 1,
+                start: 4,
+                end: 5,
+            },
+            2
+        ),
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(range(window))
@@ -399,4 +399,18 @@ pub async fn available(
         .bind(window.end)
         .fetch_all(&mut **tx)
         .await?)
+}
+
+/// The WHERE and ORDER BY of [`available`] for the table aliased `d`, with the window and the
+/// licence class at the given parameter numbers: shared with [`super::assignments::pick`].
+pub(super) fn free(window: super::Params, class: u8) -> String {
+    let super::Params { range, start, end } = window;
+    format!(
+        "WHERE d.tenant_id = fleet.current_tenant_id() AND d.deleted_at IS NULL \
+           AND d.status = 'active' \
+           AND fleet.licensed_for(d.licence_classes, d.licence_expires_at, ${class}, upper(${range})) \
+           AND d.id NOT IN ({}) \
+         ORDER BY lower(d.name), d.id",
+        super::busy("driver_id", start, end)
+    )
 }

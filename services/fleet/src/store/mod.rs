@@ -18,25 +18,15 @@ pub const IDEMPOTENCY: Idempotency = Idempotency {
     table: "fleet.idempotency_keys",
 };
 
-/// Whether a search for free trucks or drivers is for a booking in the same transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Booking {
-    /// Only looking: nothing is locked.
-    Look,
-    /// Picking for a booking: the rows found are locked (`FOR UPDATE`) and rows another
-    /// transaction has locked to book are passed over (`SKIP LOCKED`), so concurrent bookings
-    /// pick different trucks and drivers instead of queueing on the same one.
-    Lock,
-}
-
-impl Booking {
-    /// The locking clause for the table aliased `alias`.
-    fn suffix(self, alias: &str) -> String {
-        match self {
-            Self::Look => String::new(),
-            Self::Lock => format!(" FOR UPDATE OF {alias} SKIP LOCKED"),
-        }
-    }
+/// Parameter numbers of an availability search's window: as a range, and its bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Params {
+    /// The window, a `tstzrange`.
+    pub range: u8,
+    /// The window's start.
+    pub start: u8,
+    /// The window's end.
+    pub end: u8,
 }
 
 /// The `column` (`truck_id` or `driver_id`) of every active assignment overlapping the window

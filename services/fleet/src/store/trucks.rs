@@ -8,7 +8,7 @@ use sqlx::{Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Booking, range};
+use super::range;
 use crate::domain::truck::{TruckFields, TruckStatus};
 use crate::domain::window::Window;
 
@@ -341,9 +341,6 @@ pub fn cursor_after(row: &TruckRow, order: Order) -> Cursor {
 /// for the whole `window`: no active assignment and no live maintenance overlaps it. Smallest
 /// fitting trucks first, so big ones stay free for big loads.
 ///
-/// With [`Booking::Lock`] the trucks returned are locked and trucks another transaction is
-/// booking are passed over.
-///
 /// The busy trucks are found once (`NOT IN`, hashed subplans over [`super::busy`]), not once
 /// per truck: see `drivers::available`.
 pub async fn available(
@@ -352,18 +349,18 @@ pub async fn available(
     min_payload_kg: Option<Decimal>,
     min_volume_m3: Option<Decimal>,
     limit: i64,
-    booking: Booking,
 ) -> Result<Vec<TruckRow>, Error> {
     let sql = format!(
-        "{SELECT} t WHERE deleted_at IS NULL AND status = 'active' \
-           AND ($2::numeric IS NULL OR payload_capacity_kg >= $2) \
-           AND ($3::numeric IS NULL OR volume_capacity_m3 >= $3) \
-           AND t.id NOT IN ({}) \
-           AND t.id NOT IN (SELECT m.truck_id FROM fleet.maintenance_records m \
-                 WHERE m.deleted_at IS NULL AND m.scheduled_window && $1) \
-         ORDER BY payload_capacity_kg, volume_capacity_m3, id LIMIT $4{}",
-        super::busy("truck_id", 5, 6),
-        booking.suffix("t")
+        "{SELECT} t {} LIMIT $4",
+        free(
+            super::Params {
+                range: 1,
+                start: 5,
+                end: 6,
+            },
+            2,
+            3
+        ),
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(range(window))
@@ -374,4 +371,21 @@ pub async fn available(
         .bind(window.end)
         .fetch_all(&mut **tx)
         .await?)
+}
+
+/// The WHERE and ORDER BY of [`available`] for the table aliased `t`, with the window, the
+/// payload and the volume at the given parameter numbers: shared with
+/// [`super::assignments::pick`].
+pub(super) fn free(window: super::Params, payload: u8, volume: u8) -> String {
+    let super::Params { range, start, end } = window;
+    format!(
+        "WHERE t.deleted_at IS NULL AND t.status = 'active' \
+           AND (${payload}::numeric IS NULL OR t.payload_capacity_kg >= ${payload}) \
+           AND (${volume}::numeric IS NULL OR t.volume_capacity_m3 >= ${volume}) \
+           AND t.id NOT IN ({}) \
+           AND t.id NOT IN (SELECT m.truck_id FROM fleet.maintenance_records m \
+                 WHERE m.deleted_at IS NULL AND m.scheduled_window && ${range}) \
+         ORDER BY t.payload_capacity_kg, t.volume_capacity_m3, t.id",
+        super::busy("truck_id", start, end)
+    )
 }
