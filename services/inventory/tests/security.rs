@@ -1584,13 +1584,14 @@ async fn the_runtime_role_owns_nothing_bypasses_nothing_and_every_table_forces_r
         options.iter().any(|o| o == "security_invoker=true"),
         "{options:?}"
     );
-    // The lock functions every stock operation starts with: lock_live runs with the caller's
-    // rights (its policies decide what it finds); both keep one plan per session instead of
-    // planning each call for its arrays' lengths (inventory migration 0008).
+    // The lock functions every stock operation starts with: lock_live, and ReserveStock's
+    // lock_for_reservation around it, run with the caller's rights (its policies decide what
+    // they find); all keep one plan per session instead of planning each call for its arrays'
+    // lengths (inventory migrations 0008, 0011).
     let locks: Vec<(String, bool, Vec<String>)> = sqlx::query_as(
         "SELECT p.proname::text, p.prosecdef, coalesce(p.proconfig, '{}') \
          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-         WHERE n.nspname = 'inventory' AND p.proname IN ('lock_live', 'lock_levels') ORDER BY 1",
+         WHERE n.nspname = 'inventory' AND p.proname IN ('lock_live', 'lock_levels', 'lock_for_reservation') ORDER BY 1",
     )
     .fetch_all(&admin)
     .await
@@ -1600,7 +1601,11 @@ async fn the_runtime_role_owns_nothing_bypasses_nothing_and_every_table_forces_r
             .iter()
             .map(|(n, d, _)| (n.as_str(), *d))
             .collect::<Vec<_>>(),
-        [("lock_levels", true), ("lock_live", false)]
+        [
+            ("lock_for_reservation", false),
+            ("lock_levels", true),
+            ("lock_live", false)
+        ]
     );
     for (name, _, config) in &locks {
         for setting in [
@@ -1614,7 +1619,7 @@ async fn the_runtime_role_owns_nothing_bypasses_nothing_and_every_table_forces_r
     // default, which grants it).
     let public: Vec<String> = sqlx::query_scalar(
         "SELECT p.proname::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-         WHERE n.nspname = 'inventory' AND p.proname IN ('lock_live', 'lock_levels') \
+         WHERE n.nspname = 'inventory' AND p.proname IN ('lock_live', 'lock_levels', 'lock_for_reservation') \
            AND (p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) a \
                                             WHERE a.grantee = 0))",
     )

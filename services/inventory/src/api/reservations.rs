@@ -19,7 +19,7 @@ use super::stock::short;
 use super::{State, convert, idempotency_key, record_operation, replay_operation};
 use crate::domain::material::QUANTITY;
 use crate::domain::stock::{MovementKind, ReservationStatus};
-use crate::store::lock_live;
+use crate::store::lock_for_reservation;
 use crate::store::reservations::{self as store, ReservationRow};
 use crate::store::stock::{self as stock, Booking, Entry};
 
@@ -99,21 +99,16 @@ pub async fn reserve_stock(
     {
         return Ok(first);
     }
-    // Every warehouse, then every material, live and held FOR SHARE: one statement whatever
-    // the number of lines.
+    // Every warehouse, then every material, live and held FOR SHARE, then the lines' levels
+    // locked, then the shipment's reservations: one statement whatever the number of lines.
+    // The reservations are read only under the level locks: a concurrent ReserveStock of the
+    // same shipment and line (another key) holds them until it commits, and then its
+    // reservation is seen here as held, not added twice. Nothing else is locked: every change
+    // of a reservation (here, Release, Consume) is made under its level's lock, taken first.
     let warehouse_ids: Vec<Uuid> = lines.iter().map(|l| l.warehouse_id).collect();
     let material_ids: Vec<Uuid> = lines.iter().map(|l| l.material_id).collect();
-    lock_live(&mut tx, &warehouse_ids, &material_ids).await?;
-    let keys: Vec<(Uuid, Uuid)> = lines
-        .iter()
-        .map(|l| (l.warehouse_id, l.material_id))
-        .collect();
-    let levels = stock::lock(&mut tx, &keys).await?;
-    // Read only now, under the level locks: a concurrent ReserveStock of the same shipment and
-    // line (another key) holds them until it commits, and then its reservation is seen here
-    // as held, not added twice. Nothing else is locked: every change of a reservation (here,
-    // Release, Consume) is made under its level's lock, taken first.
-    let existing = store::of_shipment(&mut tx, shipment_id).await?;
+    let (levels, existing) =
+        lock_for_reservation(&mut tx, &warehouse_ids, &material_ids, shipment_id).await?;
     let find = |line: &Line| {
         existing
             .iter()
