@@ -543,3 +543,132 @@ async fn a_plan_asks_each_owner_again_a_deleted_material_fails_it_and_a_disconti
         [(HELD, "2".to_owned())]
     );
 }
+
+/// A saga's last step writes the shipment's new status and the saga's end in one statement:
+/// a replica that lost the saga's lease writes neither, the one holding it writes both.
+#[tokio::test]
+async fn the_status_change_and_the_sagas_end_are_written_together_or_not_at_all() {
+    use logistics_platform::context::DbContext;
+    use shipment::domain::status::Status;
+    use shipment::store::sagas::{self, SagaRow};
+    use shipment::store::shipments::{self, StatusChange};
+
+    let stack = Stack::spawn().await;
+    let world = stack.world().await;
+    let draft = stack.draft(&world, &[(&world.bolts, "1")]).await;
+    let id = Uuid::parse_str(&draft.id).unwrap();
+    let service = sqlx::PgPool::connect(&stack.identity.db.url_as("shipment_app"))
+        .await
+        .unwrap();
+    let context = DbContext::system(Some(stack.identity.tenant_id));
+    let (owner, intruder) = (Uuid::now_v7(), Uuid::now_v7());
+
+    // A cancel saga leased to `owner`, marking the draft, as a start writes it.
+    let mut tx = context.begin(&service).await.unwrap();
+    shipments::lock(&mut tx, id).await.unwrap();
+    let mut saga = sagas::insert(
+        &mut tx,
+        &SagaRow {
+            tenant_id: stack.identity.tenant_id,
+            id: Uuid::now_v7(),
+            shipment_id: id,
+            kind: "cancel".to_owned(),
+            state: "running".to_owned(),
+            step: "commit".to_owned(),
+            started_by: Uuid::now_v7(),
+            request_id: None,
+            reason: String::new(),
+            truck_id: None,
+            driver_id: None,
+            assignment_id: None,
+            assign_attempt: 0,
+            error_code: None,
+            error_message: String::new(),
+            credentials: Some(b"sealed".to_vec()),
+            lease_owner: Some(owner),
+            lease_until: None,
+            created_at: time::OffsetDateTime::now_utc(),
+        },
+        60.0,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    saga.state = "done".to_owned();
+    saga.step = "end".to_owned();
+    let change = StatusChange {
+        reason: Some("no longer needed".to_owned()),
+        end_saga: true,
+        ..StatusChange::default()
+    };
+    let db = stack.db().await;
+    let rows = || async {
+        let shipment: (String, Option<Uuid>, String, i32) = sqlx::query_as(
+            "SELECT status, saga_id, status_reason, version FROM shipment.shipments WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        let saga: (String, String, bool, bool) = sqlx::query_as(
+            "SELECT state, step, credentials IS NULL, finished_at IS NOT NULL \
+             FROM shipment.sagas WHERE shipment_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        (shipment, saga)
+    };
+
+    let finish = |replica: Uuid| {
+        let (service, context, saga, change) = (&service, &context, &saga, &change);
+        async move {
+            let mut tx = context.begin(service).await.unwrap();
+            shipments::lock(&mut tx, id).await.unwrap();
+            let row = shipments::set_status_saving(
+                &mut tx,
+                id,
+                Status::Cancelled,
+                change,
+                sagas::Save {
+                    saga,
+                    owner: replica,
+                    lease_seconds: 60.0,
+                },
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            row
+        }
+    };
+
+    let before = rows().await;
+    assert_eq!(
+        (before.0.0.as_str(), before.0.1, &before.1),
+        (
+            "draft",
+            Some(saga.id),
+            &("running".to_owned(), "commit".to_owned(), false, false)
+        )
+    );
+    // Another replica holds the lease: nothing is written, neither row.
+    assert!(finish(intruder).await.is_none());
+    assert_eq!(rows().await, before);
+    // The owner: both.
+    let row = finish(owner).await.unwrap();
+    assert_eq!((row.status.as_str(), row.saga_id), ("cancelled", None));
+    assert_eq!(
+        rows().await,
+        (
+            (
+                "cancelled".to_owned(),
+                None,
+                "no longer needed".to_owned(),
+                before.0.3 + 1
+            ),
+            ("done".to_owned(), "end".to_owned(), true, true)
+        )
+    );
+}

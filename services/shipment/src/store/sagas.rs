@@ -7,6 +7,9 @@
 
 use logistics_platform::Error;
 use logistics_platform::context::Tx;
+use sqlx::Arguments;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::PgArguments;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -115,38 +118,76 @@ pub async fn plan_by_request(
         .await?)
 }
 
-/// Saves the saga's progress if `owner` still holds its lease, renewing it; finished sagas
-/// forget their credentials. `false` when another replica took it over.
-pub async fn save(
-    tx: &mut Tx,
-    saga: &SagaRow,
-    owner: Uuid,
-    lease_seconds: f64,
-) -> Result<bool, Error> {
-    let finished = matches!(saga.state.as_str(), "done" | "failed");
-    let saved = sqlx::query(
-        "UPDATE shipment.sagas SET state = $3, step = $4, truck_id = $5, driver_id = $6, \
-             assignment_id = $7, assign_attempt = $8, error_code = $9, error_message = $10, \
-             credentials = CASE WHEN $11 THEN NULL ELSE credentials END, \
-             finished_at = CASE WHEN $11 THEN now() END, \
-             lease_until = now() + make_interval(secs => $12), updated_at = now() \
-         WHERE tenant_id = shipment.current_tenant_id() AND id = $1 AND lease_owner = $2 AND state IN ('running', 'compensating')",
-    )
-    .bind(saga.id)
-    .bind(owner)
-    .bind(&saga.state)
-    .bind(&saga.step)
-    .bind(saga.truck_id)
-    .bind(saga.driver_id)
-    .bind(saga.assignment_id)
-    .bind(saga.assign_attempt)
-    .bind(saga.error_code)
-    .bind(&saga.error_message)
-    .bind(finished)
-    .bind(lease_seconds)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+/// A save of a saga's progress by the replica that holds its lease, renewing the lease;
+/// finished sagas forget their credentials. Run alone ([`save`]) or with the shipment's status
+/// change in one statement (`shipments::set_status_saving`).
+#[derive(Debug, Clone, Copy)]
+pub struct Save<'a> {
+    /// The saga as it is to be saved.
+    pub saga: &'a SagaRow,
+    /// The replica that must still hold the lease.
+    pub owner: Uuid,
+    /// The renewed lease.
+    pub lease_seconds: f64,
+}
+
+impl Save<'_> {
+    /// The UPDATE (without RETURNING), its twelve parameters numbered from `$first` in the order
+    /// [`Save::add_to`] adds them. It writes nothing when another replica took the saga over.
+    pub fn update(&self, first: usize) -> String {
+        let [
+            id,
+            owner,
+            state,
+            step,
+            truck,
+            driver,
+            assignment,
+            attempt,
+            code,
+            message,
+            finished,
+            lease,
+        ] = std::array::from_fn(|i| format!("${}", first + i));
+        format!(
+            "UPDATE shipment.sagas SET state = {state}, step = {step}, truck_id = {truck}, \
+                 driver_id = {driver}, assignment_id = {assignment}, assign_attempt = {attempt}, \
+                 error_code = {code}, error_message = {message}, \
+                 credentials = CASE WHEN {finished} THEN NULL ELSE credentials END, \
+                 finished_at = CASE WHEN {finished} THEN now() END, \
+                 lease_until = now() + make_interval(secs => {lease}), updated_at = now() \
+             WHERE tenant_id = shipment.current_tenant_id() AND id = {id} AND lease_owner = {owner} \
+               AND state IN ('running', 'compensating')"
+        )
+    }
+
+    /// Adds the parameters of [`Save::update`] to `args`.
+    pub fn add_to(&self, args: &mut PgArguments) -> Result<(), BoxDynError> {
+        let saga = self.saga;
+        let finished = matches!(saga.state.as_str(), "done" | "failed");
+        args.add(saga.id)?;
+        args.add(self.owner)?;
+        args.add(saga.state.as_str())?;
+        args.add(saga.step.as_str())?;
+        args.add(saga.truck_id)?;
+        args.add(saga.driver_id)?;
+        args.add(saga.assignment_id)?;
+        args.add(saga.assign_attempt)?;
+        args.add(saga.error_code)?;
+        args.add(saga.error_message.as_str())?;
+        args.add(finished)?;
+        args.add(self.lease_seconds)
+    }
+}
+
+/// Saves the saga's progress; `false` when another replica took it over.
+pub async fn save(tx: &mut Tx, save: Save<'_>) -> Result<bool, Error> {
+    let mut args = PgArguments::default();
+    save.add_to(&mut args).map_err(sqlx::Error::Encode)?;
+    let saved = sqlx::query_with(sqlx::AssertSqlSafe(save.update(1)), args)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
     Ok(saved == 1)
 }
 

@@ -7,11 +7,14 @@ use logistics_platform::context::Tx;
 use logistics_platform::error::{PreconditionViolation, Resource, UniqueConstraint};
 use logistics_platform::window::Window;
 use rust_decimal::Decimal;
+use sqlx::error::BoxDynError;
+use sqlx::postgres::PgArguments;
 use sqlx::postgres::types::PgRange;
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{Arguments, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::sagas;
 use crate::domain::shipment::{AddressSnapshot, Priority, ShipmentFields};
 use crate::domain::status::Status;
 
@@ -332,8 +335,43 @@ pub async fn set_status(
     to: Status,
     change: &StatusChange,
 ) -> Result<ShipmentRow, Error> {
-    let (truck, driver, assignment) = change.booking.unzip3();
+    sqlx::query_as_with(
+        sqlx::AssertSqlSafe(status_update("")),
+        status_arguments(id, to, change)?,
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| written_vanished(id))
+}
+
+/// [`set_status`] and the save of the saga working on the shipment (which the change ends or
+/// moves on) in one statement: both are written, or neither when another replica took the
+/// saga over (`None`).
+pub async fn set_status_saving(
+    tx: &mut Tx,
+    id: Uuid,
+    to: Status,
+    change: &StatusChange,
+    save: sagas::Save<'_>,
+) -> Result<Option<ShipmentRow>, Error> {
     let sql = format!(
+        "WITH saved AS ({} RETURNING id) {}",
+        save.update(STATUS_PARAMETERS + 1),
+        status_update(" AND saga_id IN (SELECT id FROM saved)")
+    );
+    let mut args = status_arguments(id, to, change)?;
+    save.add_to(&mut args).map_err(sqlx::Error::Encode)?;
+    Ok(sqlx::query_as_with(sqlx::AssertSqlSafe(sql), args)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// How many parameters [`status_arguments`] binds.
+const STATUS_PARAMETERS: usize = 7;
+
+/// The status change's UPDATE of one shipment (`$1`), with `condition` added to its WHERE.
+fn status_update(condition: &str) -> String {
+    format!(
         "UPDATE shipment.shipments SET status = $2, \
              truck_id = coalesce($3, truck_id), driver_id = coalesce($4, driver_id), \
              assignment_id = coalesce($5, assignment_id), \
@@ -344,19 +382,26 @@ pub async fn set_status(
              delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE delivered_at END, \
              cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() ELSE cancelled_at END, \
              version = version + 1 \
-         WHERE id = $1 RETURNING {COLUMNS}"
-    );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .bind(to.as_str())
-        .bind(truck)
-        .bind(driver)
-        .bind(assignment)
-        .bind(change.reason.as_deref())
-        .bind(change.end_saga)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| written_vanished(id))
+         WHERE id = $1{condition} RETURNING {COLUMNS}"
+    )
+}
+
+/// The [`STATUS_PARAMETERS`] parameters of [`status_update`].
+fn status_arguments(id: Uuid, to: Status, change: &StatusChange) -> Result<PgArguments, Error> {
+    let (truck, driver, assignment) = change.booking.unzip3();
+    let mut args = PgArguments::default();
+    let mut add = || -> Result<(), BoxDynError> {
+        args.add(id)?;
+        args.add(to.as_str())?;
+        args.add(truck)?;
+        args.add(driver)?;
+        args.add(assignment)?;
+        args.add(change.reason.as_deref())?;
+        args.add(change.end_saga)
+    };
+    add().map_err(sqlx::Error::Encode)?;
+    debug_assert_eq!(args.len(), STATUS_PARAMETERS);
+    Ok(args)
 }
 
 trait Unzip3 {
