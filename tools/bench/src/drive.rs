@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,7 +42,15 @@ pub struct Outcome {
     /// Milliseconds of CPU per finished operation, by process group (see [`crate::cpu`]);
     /// empty unless the run knows the services' pids.
     pub cpu_ms_per_op: BTreeMap<String, f64>,
+    /// Why the scenario stopped before its time was up, if it did: an operation ran out of
+    /// what it works on (see [`EXHAUSTED`]). Its figures cover the time until then.
+    pub exhausted: Option<String>,
 }
+
+/// How an operation's error message starts when it has nothing left to work on (every loaded
+/// draft planned): every worker stops there, rather than counting instant failures until the
+/// time is up, and the throughput is of the time until then.
+pub const EXHAUSTED: &str = "exhausted: ";
 
 /// How long to run.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +79,7 @@ where
     let measure_from = started + timing.warmup;
     let until = measure_from + timing.measure;
     let done = Arc::new(AtomicU64::new(0));
+    let exhausted = Arc::new(OnceLock::<String>::new());
     let progress = progress(
         format!("{scenario} {path} c={concurrency}"),
         until - started,
@@ -80,6 +89,7 @@ where
     for worker in 0..concurrency {
         let op = op.clone();
         let done = done.clone();
+        let exhausted = exhausted.clone();
         workers.push(tokio::spawn(async move {
             let mut latencies = histogram()?;
             let mut errors = BTreeMap::<String, u64>::new();
@@ -87,11 +97,17 @@ where
             let mut iteration = 0u64;
             loop {
                 let begun = Instant::now();
-                if begun >= until {
+                if begun >= until || exhausted.get().is_some() {
                     break;
                 }
                 let result = op(worker, iteration).await;
                 iteration += 1;
+                if let Err(message) = &result
+                    && let Some(why) = message.strip_prefix(EXHAUSTED)
+                {
+                    let _ = exhausted.set(why.to_owned());
+                    break;
+                }
                 done.fetch_add(1, Ordering::Relaxed);
                 if begun < measure_from {
                     continue;
@@ -123,8 +139,11 @@ where
             *error_kinds.entry(kind).or_default() += n;
         }
     }
-    // Operations still running at the deadline finish after it; they count, so does their time.
-    let seconds = (Instant::now() - measure_from).as_secs_f64();
+    // Operations still running at the deadline (or when the work ran out) finish after it;
+    // they count, so does their time. Work that ran out during the warm-up measured nothing.
+    let seconds = Instant::now()
+        .saturating_duration_since(measure_from)
+        .as_secs_f64();
     progress.abort();
     let ms = |q: f64| latencies.value_at_quantile(q) as f64 / 1000.0;
     Ok(Outcome {
@@ -134,13 +153,18 @@ where
         ok: latencies.len(),
         errors,
         seconds,
-        throughput: latencies.len() as f64 / seconds,
+        throughput: if seconds > 0.0 {
+            latencies.len() as f64 / seconds
+        } else {
+            0.0
+        },
         p50_ms: ms(0.50),
         p95_ms: ms(0.95),
         p99_ms: ms(0.99),
         error_kinds,
         finished: done.load(Ordering::Relaxed),
         cpu_ms_per_op: BTreeMap::new(),
+        exhausted: exhausted.get().cloned(),
     })
 }
 
@@ -210,5 +234,37 @@ mod tests {
             outcome.p50_ms >= 2.0 && outcome.p99_ms >= outcome.p50_ms,
             "{outcome:?}"
         );
+        assert_eq!(outcome.exhausted, None);
+    }
+
+    #[tokio::test]
+    async fn work_that_runs_out_stops_every_worker_and_is_measured_until_then() {
+        let timing = Timing {
+            warmup: Duration::from_millis(20),
+            measure: Duration::from_secs(30),
+        };
+        let left = Arc::new(std::sync::atomic::AtomicI64::new(200));
+        let calls = Arc::new(AtomicU64::new(0));
+        let counted = calls.clone();
+        let outcome = drive("Drafts", "test", 4, timing, move |_, _| {
+            let (left, calls) = (left.clone(), counted.clone());
+            async move {
+                calls.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                if left.fetch_sub(1, Ordering::Relaxed) > 0 {
+                    Ok(())
+                } else {
+                    Err(format!("{EXHAUSTED}no draft left"))
+                }
+            }
+        })
+        .await
+        .unwrap();
+        // Every worker stopped when the drafts ran out (at most one more call each), instead of
+        // failing for the 30 s it was given; what ran out is said, not counted as errors.
+        assert!(calls.load(Ordering::Relaxed) <= 200 + 4, "{outcome:?}");
+        assert_eq!(outcome.exhausted.as_deref(), Some("no draft left"));
+        assert_eq!(outcome.errors, 0, "{outcome:?}");
+        assert!(outcome.ok > 0 && outcome.ok <= 200, "{outcome:?}");
     }
 }

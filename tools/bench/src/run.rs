@@ -322,6 +322,12 @@ fn print(o: &Outcome) {
             .join(", ");
         println!("{:<24} CPU ms per call: {total:.3} ({groups})", "");
     }
+    if let Some(why) = &o.exhausted {
+        println!(
+            "{:<24} stopped after {:.1} s of {}: {why}",
+            "", o.seconds, o.scenario
+        );
+    }
 }
 
 /// Each gRPC scenario against its database-only bound and the bare gRPC bound (health check on

@@ -20,6 +20,7 @@ use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::call::{authed, grpc};
+use crate::drive::EXHAUSTED;
 use crate::load::shipments::{ITEMS_PER_SHIPMENT, PLANNABLE_PREFIX};
 
 /// Plans one loaded draft per call.
@@ -87,7 +88,10 @@ impl Target {
     pub async fn plan(&self) -> Result<(), String> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let Some(id) = self.drafts.get(n) else {
-            return Err("no loaded draft left to plan (load more or run shorter)".to_owned());
+            return Err(format!(
+                "{EXHAUSTED}every loaded draft is planned: run shorter, or load afresh \
+                 (scripts/bench.sh without BENCH_REUSE, or rm .local/bench/loaded)"
+            ));
         };
         grpc(
             self.client
