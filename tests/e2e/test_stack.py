@@ -28,10 +28,18 @@ DEFAULT_INVENTORY = "127.0.0.1:50054"
 DEFAULT_SHIPMENT = "127.0.0.1:50055"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n: int) -> list[int]:
+    """`n` distinct ports free now. All are bound at once: picked one at a time, each socket
+    closed before the next bind, the system may hand the same port out twice (it did: shipment's
+    metrics and partner's got one port, and shipment could not start)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def readme_calls() -> list[str]:
@@ -49,13 +57,14 @@ class StackTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         suffix = uuid.uuid4().hex[:10]
-        cls.addr = f"127.0.0.1:{free_port()}"
-        cls.partner_addr = f"127.0.0.1:{free_port()}"
-        cls.fleet_addr = f"127.0.0.1:{free_port()}"
-        cls.inventory_addr = f"127.0.0.1:{free_port()}"
-        cls.shipment_addr = f"127.0.0.1:{free_port()}"
-        cls.metrics = {name: f"127.0.0.1:{free_port()}"
-                       for name in ("identity", "partner", "fleet", "inventory", "shipment")}
+        services = ("identity", "partner", "fleet", "inventory", "shipment")
+        ports = iter(free_ports(2 * len(services)))
+        cls.addr = f"127.0.0.1:{next(ports)}"
+        cls.partner_addr = f"127.0.0.1:{next(ports)}"
+        cls.fleet_addr = f"127.0.0.1:{next(ports)}"
+        cls.inventory_addr = f"127.0.0.1:{next(ports)}"
+        cls.shipment_addr = f"127.0.0.1:{next(ports)}"
+        cls.metrics = {name: f"127.0.0.1:{next(ports)}" for name in services}
         cls.database = f"logistics_e2e_{suffix}"
         cls.env = dict(
             os.environ,
