@@ -1217,9 +1217,7 @@ async fn the_database_refuses_what_the_machine_forbids_even_to_the_service_role(
     let world = stack.world().await;
     let draft = draft_on_day(&stack, &world, 2).await;
     let planned = planned_shipment(&stack, &world, 4).await;
-    let pool = sqlx::PgPool::connect(&stack.identity.db.url_as("shipment_app"))
-        .await
-        .unwrap();
+    let pool = stack.runtime_pool().await;
 
     // The role sees and may edit its tenant's draft (so the refusals below are the guards').
     assert_eq!(

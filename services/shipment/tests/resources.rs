@@ -686,13 +686,6 @@ async fn sequences(
     panic!("more than 100 pages");
 }
 
-/// A pool of the runtime role, as the service connects.
-async fn runtime_pool(stack: &Stack) -> sqlx::PgPool {
-    sqlx::PgPool::connect(&stack.identity.db.url_as("shipment_app"))
-        .await
-        .unwrap()
-}
-
 /// Opens a transaction of `pool` with `app.tenant_id` set to `tenant` (or left unset).
 async fn begin_as(
     pool: &sqlx::PgPool,
@@ -2577,7 +2570,7 @@ async fn a_planned_shipment_refuses_changes_to_itself_its_items_and_its_stops() 
     assert_eq!(weight(&before), "25");
 
     // The database refuses it too, whatever the service does.
-    let app = runtime_pool(&stack).await;
+    let app = stack.runtime_pool().await;
     let shipment_id = Uuid::parse_str(&id).unwrap();
     for (sql, constraint) in [
         (
@@ -2636,7 +2629,7 @@ async fn the_runtime_role_sees_only_its_tenants_rows_and_totals_are_the_sums_of_
     assert_eq!(count_all(&stack, SHIPMENTS).await, 2);
     assert_eq!(count_all(&stack, ITEMS).await, 5);
     // ...but the runtime role sees them only inside their tenant.
-    let app = runtime_pool(&stack).await;
+    let app = stack.runtime_pool().await;
     let tenant = stack.identity.tenant_id;
     let (other_tenant, other_admin) = stack.identity.other_tenant("Elsewhere").await.unwrap();
     for sql in [SHIPMENTS, ITEMS, OUTBOX] {

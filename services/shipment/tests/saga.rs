@@ -557,9 +557,7 @@ async fn the_status_change_and_the_sagas_end_are_written_together_or_not_at_all(
     let world = stack.world().await;
     let draft = stack.draft(&world, &[(&world.bolts, "1")]).await;
     let id = Uuid::parse_str(&draft.id).unwrap();
-    let service = sqlx::PgPool::connect(&stack.identity.db.url_as("shipment_app"))
-        .await
-        .unwrap();
+    let service = stack.runtime_pool().await;
     let context = DbContext::system(Some(stack.identity.tenant_id));
     let (owner, intruder) = (Uuid::now_v7(), Uuid::now_v7());
 

@@ -560,9 +560,7 @@ async fn events_are_numbered_in_the_order_their_changes_commit_not_the_order_the
     let world = stack.world().await;
     let draft = stack.draft(&world, &[]).await;
     let admin = stack.db().await;
-    let app = sqlx::PgPool::connect(&stack.identity.db.url_as("shipment_app"))
-        .await
-        .unwrap();
+    let app = stack.runtime_pool().await;
     let tenant = stack.identity.tenant_id;
     let mut events = watch(&stack, "", "").await;
     let created = next(&mut events).await;

@@ -335,13 +335,11 @@ pub async fn set_status(
     to: Status,
     change: &StatusChange,
 ) -> Result<ShipmentRow, Error> {
-    sqlx::query_as_with(
-        sqlx::AssertSqlSafe(status_update("")),
-        status_arguments(id, to, change)?,
-    )
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| written_vanished(id))
+    let args = status_arguments(id, to, change).map_err(sqlx::Error::Encode)?;
+    sqlx::query_as_with(sqlx::AssertSqlSafe(status_update("")), args)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| written_vanished(id))
 }
 
 /// [`set_status`] and the save of the saga working on the shipment (which the change ends or
@@ -359,7 +357,7 @@ pub async fn set_status_saving(
         save.update(STATUS_PARAMETERS + 1),
         status_update(" AND saga_id IN (SELECT id FROM saved)")
     );
-    let mut args = status_arguments(id, to, change)?;
+    let mut args = status_arguments(id, to, change).map_err(sqlx::Error::Encode)?;
     save.add_to(&mut args).map_err(sqlx::Error::Encode)?;
     Ok(sqlx::query_as_with(sqlx::AssertSqlSafe(sql), args)
         .fetch_optional(&mut **tx)
@@ -387,19 +385,20 @@ fn status_update(condition: &str) -> String {
 }
 
 /// The [`STATUS_PARAMETERS`] parameters of [`status_update`].
-fn status_arguments(id: Uuid, to: Status, change: &StatusChange) -> Result<PgArguments, Error> {
+fn status_arguments(
+    id: Uuid,
+    to: Status,
+    change: &StatusChange,
+) -> Result<PgArguments, BoxDynError> {
     let (truck, driver, assignment) = change.booking.unzip3();
     let mut args = PgArguments::default();
-    let mut add = || -> Result<(), BoxDynError> {
-        args.add(id)?;
-        args.add(to.as_str())?;
-        args.add(truck)?;
-        args.add(driver)?;
-        args.add(assignment)?;
-        args.add(change.reason.as_deref())?;
-        args.add(change.end_saga)
-    };
-    add().map_err(sqlx::Error::Encode)?;
+    args.add(id)?;
+    args.add(to.as_str())?;
+    args.add(truck)?;
+    args.add(driver)?;
+    args.add(assignment)?;
+    args.add(change.reason.as_deref())?;
+    args.add(change.end_saga)?;
     debug_assert_eq!(args.len(), STATUS_PARAMETERS);
     Ok(args)
 }

@@ -296,6 +296,13 @@ impl Stack {
         self.identity.db.admin_pool().await.unwrap()
     }
 
+    /// A pool of shipment's runtime role, as the service connects (row-level security applies).
+    pub async fn runtime_pool(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.identity.db.url_as("shipment_app"))
+            .await
+            .unwrap()
+    }
+
     /// A customer partner (active, customer role) with a shipping address, as the admin.
     pub async fn customer(&self, name: &str) -> (partnerpb::Partner, partnerpb::Address) {
         let mut partners = self.partner_client().await;
