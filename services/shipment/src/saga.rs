@@ -46,7 +46,7 @@ use crate::domain::shipment::{EventType, booking_window};
 use crate::domain::status::{Status, Transition};
 use crate::peers::CallContext;
 use crate::sealing::Column;
-use crate::store::items;
+use crate::store::items::{self, PlanLine};
 use crate::store::sagas::{self, SagaRow};
 use crate::store::shipments::{self, ShipmentRow, StatusChange};
 
@@ -266,12 +266,15 @@ async fn begin(
         lease_until: None,
         created_at: OffsetDateTime::now_utc(),
     };
-    let saga = sagas::insert(&mut tx, &saga, lease(state)).await?;
-    // A shipment a saga works on is frozen (no edits, no items): read it once, here.
-    let lines = if intent.kind == Kind::Plan {
-        items::of_shipment(&mut tx, shipment.id).await?
+    // A shipment a saga works on is frozen (no edits, no items): a plan reads its lines once,
+    // here, in the statement that starts the saga.
+    let (saga, lines) = if intent.kind == Kind::Plan {
+        sagas::insert_reading_lines(&mut tx, &saga, lease(state)).await?
     } else {
-        Vec::new()
+        (
+            sagas::insert(&mut tx, &saga, lease(state)).await?,
+            Vec::new(),
+        )
     };
     tx.commit().await?;
     Ok(Begun::Started(
@@ -304,7 +307,7 @@ pub fn recovered_context(state: &State, saga: &SagaRow) -> Result<CallContext, E
 /// The shipment a saga works on and its items, as the saga's start read them.
 pub struct Loaded {
     shipment: Box<ShipmentRow>,
-    lines: Vec<items::ItemRow>,
+    lines: Vec<PlanLine>,
 }
 
 /// Runs the saga to its end on a task of its own (a caller that gives up does not stop it) and
@@ -530,7 +533,11 @@ impl Runner {
             let shipment = shipments::get(&mut tx, self.saga.shipment_id, true)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("shipment of saga {} vanished", self.saga.id))?;
-            let lines = items::of_shipment(&mut tx, shipment.id).await?;
+            let lines = items::of_shipment(&mut tx, shipment.id)
+                .await?
+                .into_iter()
+                .map(PlanLine::from)
+                .collect();
             tx.commit().await?;
             self.loaded = Some(Loaded {
                 shipment: Box::new(shipment),
@@ -579,7 +586,7 @@ impl Runner {
     async fn check_references(
         &self,
         shipment: &ShipmentRow,
-        lines: &[items::ItemRow],
+        lines: &[PlanLine],
     ) -> Result<(), Error> {
         if lines.is_empty() {
             return Err(Error::Precondition(vec![PreconditionViolation {

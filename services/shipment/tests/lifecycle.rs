@@ -49,21 +49,9 @@ async fn draft_on_day(stack: &Stack, world: &World, day: i64) -> pb::Shipment {
         .into_inner()
         .shipment
         .unwrap();
-    client
-        .create_shipment_item(authed(
-            &stack.admin_token,
-            pb::CreateShipmentItemRequest {
-                request_id: Uuid::now_v7().to_string(),
-                shipment_item: Some(pb::ShipmentItem {
-                    shipment_id: shipment.id.clone(),
-                    material_id: world.bolts.id.clone(),
-                    quantity: decimal("1"),
-                    ..Default::default()
-                }),
-            },
-        ))
-        .await
-        .unwrap();
+    stack
+        .add_item(&stack.admin_token, &shipment.id, &world.bolts, "1")
+        .await;
     stack.get(&shipment.id).await
 }
 

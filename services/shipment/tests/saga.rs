@@ -550,7 +550,7 @@ async fn a_plan_asks_each_owner_again_a_deleted_material_fails_it_and_a_disconti
 async fn the_status_change_and_the_sagas_end_are_written_together_or_not_at_all() {
     use logistics_platform::context::DbContext;
     use shipment::domain::status::Status;
-    use shipment::store::sagas::{self, SagaRow};
+    use shipment::store::sagas;
     use shipment::store::shipments::{self, StatusChange};
 
     let stack = Stack::spawn().await;
@@ -566,27 +566,7 @@ async fn the_status_change_and_the_sagas_end_are_written_together_or_not_at_all(
     shipments::lock(&mut tx, id).await.unwrap();
     let mut saga = sagas::insert(
         &mut tx,
-        &SagaRow {
-            tenant_id: stack.identity.tenant_id,
-            id: Uuid::now_v7(),
-            shipment_id: id,
-            kind: "cancel".to_owned(),
-            state: "running".to_owned(),
-            step: "commit".to_owned(),
-            started_by: Uuid::now_v7(),
-            request_id: None,
-            reason: String::new(),
-            truck_id: None,
-            driver_id: None,
-            assignment_id: None,
-            assign_attempt: 0,
-            error_code: None,
-            error_message: String::new(),
-            credentials: Some(b"sealed".to_vec()),
-            lease_owner: Some(owner),
-            lease_until: None,
-            created_at: time::OffsetDateTime::now_utc(),
-        },
+        &leased_saga(stack.identity.tenant_id, id, "cancel", "commit", owner),
         60.0,
     )
     .await
@@ -669,4 +649,111 @@ async fn the_status_change_and_the_sagas_end_are_written_together_or_not_at_all(
             ("done".to_owned(), "end".to_owned(), true, true)
         )
     );
+}
+
+/// A running saga of `kind` at `step` on `shipment_id`, leased to `owner`, as a start writes it.
+fn leased_saga(
+    tenant_id: Uuid,
+    shipment_id: Uuid,
+    kind: &str,
+    step: &str,
+    owner: Uuid,
+) -> shipment::store::sagas::SagaRow {
+    shipment::store::sagas::SagaRow {
+        tenant_id,
+        id: Uuid::now_v7(),
+        shipment_id,
+        kind: kind.to_owned(),
+        state: "running".to_owned(),
+        step: step.to_owned(),
+        started_by: Uuid::now_v7(),
+        request_id: None,
+        reason: String::new(),
+        truck_id: None,
+        driver_id: None,
+        assignment_id: None,
+        assign_attempt: 0,
+        error_code: None,
+        error_message: String::new(),
+        credentials: Some(b"sealed".to_vec()),
+        lease_owner: Some(owner),
+        lease_until: None,
+        created_at: time::OffsetDateTime::now_utc(),
+    }
+}
+
+/// A plan's start reads the lines it will reserve in the statement that inserts the saga: the
+/// live items in the order they were added, a deleted one left out, none for an empty draft;
+/// the same lines a resumed saga reads item by item.
+#[tokio::test]
+async fn a_plans_start_reads_the_live_items_with_the_sagas_insert() {
+    use logistics_platform::context::DbContext;
+    use rust_decimal::Decimal;
+    use shipment::store::items::{self, PlanLine};
+    use shipment::store::{sagas, shipments};
+
+    let stack = Stack::spawn().await;
+    let world = stack.world().await;
+    let token = &stack.admin_token;
+    let draft = stack.draft(&world, &[(&world.nuts, "2.5")]).await;
+    let bolts = stack.add_item(token, &draft.id, &world.bolts, "3").await;
+    stack
+        .client()
+        .await
+        .delete_shipment_item(authed(
+            token,
+            pb::DeleteShipmentItemRequest {
+                id: bolts.id,
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    // Added after the deletion, so last in the order of addition.
+    stack.add_item(token, &draft.id, &world.bolts, "7").await;
+    let empty = stack.draft(&world, &[]).await;
+
+    let service = stack.runtime_pool().await;
+    let context = DbContext::system(Some(stack.identity.tenant_id));
+    let start = |shipment: &str| {
+        let (service, context) = (&service, &context);
+        let id = Uuid::parse_str(shipment).unwrap();
+        let tenant_id = stack.identity.tenant_id;
+        async move {
+            let mut tx = context.begin(service).await.unwrap();
+            shipments::lock(&mut tx, id).await.unwrap();
+            let saga = leased_saga(tenant_id, id, "plan", "reserve", Uuid::now_v7());
+            let (saga, lines) = sagas::insert_reading_lines(&mut tx, &saga, 60.0)
+                .await
+                .unwrap();
+            let resumed: Vec<PlanLine> = items::of_shipment(&mut tx, id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(PlanLine::from)
+                .collect();
+            tx.rollback().await.unwrap();
+            assert_eq!((saga.shipment_id, saga.kind.as_str()), (id, "plan"));
+            assert_eq!(
+                lines, resumed,
+                "the start and a resumed saga read the same lines"
+            );
+            lines
+        }
+    };
+    let material = |m: &invpb::Material| Uuid::parse_str(&m.id).unwrap();
+    assert_eq!(
+        start(&draft.id).await,
+        [
+            PlanLine {
+                material_id: material(&world.nuts),
+                quantity: Decimal::new(25, 1),
+            },
+            PlanLine {
+                material_id: material(&world.bolts),
+                quantity: Decimal::from(7),
+            },
+        ]
+    );
+    assert_eq!(start(&empty.id).await, []);
 }

@@ -10,7 +10,6 @@ mod common;
 
 use common::*;
 use logistics_proto::identity::v1 as idpb;
-use logistics_proto::inventory::v1 as invpb;
 use logistics_proto::partner::v1 as partnerpb;
 use logistics_proto::shipment::v1 as pb;
 use tonic::{Code, Request, Status};
@@ -76,35 +75,6 @@ async fn create_as(
         ))
         .await
         .map(|r| r.into_inner().shipment.unwrap())
-}
-
-/// Adds `quantity` of `material` to a draft as the admin; returns the item.
-async fn add_item(
-    stack: &Stack,
-    shipment_id: &str,
-    material: &invpb::Material,
-    quantity: &str,
-) -> pb::ShipmentItem {
-    stack
-        .client()
-        .await
-        .create_shipment_item(authed(
-            &stack.admin_token,
-            pb::CreateShipmentItemRequest {
-                request_id: Uuid::now_v7().to_string(),
-                shipment_item: Some(pb::ShipmentItem {
-                    shipment_id: shipment_id.to_owned(),
-                    material_id: material.id.clone(),
-                    quantity: decimal(quantity),
-                    ..Default::default()
-                }),
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .shipment_item
-        .unwrap()
 }
 
 /// Adds a drop-off stop in the delivery window to a draft as the admin; returns the stop.
@@ -731,11 +701,15 @@ async fn a_customer_user_sees_only_its_partners_shipments_and_their_items_stops_
     let mine = create_as(&stack, &admin, new_shipment(&world))
         .await
         .unwrap();
-    let my_item = add_item(&stack, &mine.id, &world.bolts, "4").await;
+    let my_item = stack
+        .add_item(&stack.admin_token, &mine.id, &world.bolts, "4")
+        .await;
     let theirs = create_as(&stack, &admin, shipment_for(&world, &other, &other_address))
         .await
         .unwrap();
-    let their_item = add_item(&stack, &theirs.id, &world.nuts, "2").await;
+    let their_item = stack
+        .add_item(&stack.admin_token, &theirs.id, &world.nuts, "2")
+        .await;
     let my_stop = add_stop(&stack, &mine).await;
     let their_stop = add_stop(&stack, &theirs).await;
     let driver = stack
@@ -896,7 +870,9 @@ async fn a_driver_sees_and_moves_only_the_shipments_booked_for_it() {
     )
     .await
     .unwrap();
-    add_item(&stack, &second.id, &world.nuts, "2").await;
+    stack
+        .add_item(&stack.admin_token, &second.id, &world.nuts, "2")
+        .await;
     let second = stack.plan(&second.id).await.unwrap();
     assert_eq!(second.driver_id, second_driver.id);
     stack.dispatch(&first.id).await.unwrap();
@@ -1238,7 +1214,9 @@ async fn a_driver_reusing_the_client_event_id_of_a_shipment_it_cannot_see_is_ref
     )
     .await
     .unwrap();
-    add_item(&stack, &second.id, &world.nuts, "2").await;
+    stack
+        .add_item(&stack.admin_token, &second.id, &world.nuts, "2")
+        .await;
     let second = stack.plan(&second.id).await.unwrap();
     assert_eq!(second.driver_id, second_driver.id);
     stack.dispatch(&first.id).await.unwrap();

@@ -12,7 +12,6 @@ use std::time::Duration;
 use common::*;
 use logistics_proto::fleet::v1 as fleetpb;
 use logistics_proto::identity::v1 as idpb;
-use logistics_proto::inventory::v1 as invpb;
 use logistics_proto::shipment::v1 as pb;
 use pb::ShipmentEventType as Type;
 use tonic::{Code, Status, Streaming};
@@ -130,27 +129,6 @@ async fn create(stack: &Stack, shipment: pb::Shipment) -> pb::Shipment {
         .unwrap()
 }
 
-/// Adds `quantity` of `material` to a draft as the admin.
-async fn add_item(stack: &Stack, shipment_id: &str, material: &invpb::Material, quantity: &str) {
-    stack
-        .client()
-        .await
-        .create_shipment_item(authed(
-            &stack.admin_token,
-            pb::CreateShipmentItemRequest {
-                request_id: Uuid::now_v7().to_string(),
-                shipment_item: Some(pb::ShipmentItem {
-                    shipment_id: shipment_id.to_owned(),
-                    material_id: material.id.clone(),
-                    quantity: decimal(quantity),
-                    ..Default::default()
-                }),
-            },
-        ))
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn from_an_empty_resume_token_a_watcher_gets_every_event_in_sequence_order_with_the_shipment_as_it_was()
  {
@@ -246,7 +224,9 @@ async fn a_watcher_opened_before_a_shipment_is_created_receives_its_created_even
     assert_eq!((event.sequence, type_of(&event)), (1, Type::Created));
     assert_eq!(event.shipment.as_ref().unwrap().id, created.id);
 
-    add_item(&stack, &created.id, &world.nuts, "3").await;
+    stack
+        .add_item(&stack.admin_token, &created.id, &world.nuts, "3")
+        .await;
     let event = next(&mut events).await;
     assert_eq!((event.sequence, type_of(&event)), (2, Type::Updated));
     assert_eq!(weight(&event), 12.0);
@@ -270,8 +250,12 @@ async fn the_shipment_id_filter_delivers_only_that_shipments_events() {
     assert_eq!(sequences(&seen), [3, 4, 5]);
 
     // Live as well: the other shipments' changes come first but are not delivered.
-    add_item(&stack, &other.id, &world.nuts, "1").await;
-    add_item(&stack, &later.id, &world.bolts, "1").await;
+    stack
+        .add_item(&stack.admin_token, &other.id, &world.nuts, "1")
+        .await;
+    stack
+        .add_item(&stack.admin_token, &later.id, &world.bolts, "1")
+        .await;
     stack.plan(&wanted.id).await.unwrap();
     let planned = next(&mut events).await;
     assert_eq!(type_of(&planned), Type::Planned);
@@ -300,8 +284,12 @@ async fn a_customer_users_watcher_sees_only_its_partners_shipments() {
 
     let mine = create(&stack, new_shipment(&world)).await;
     let theirs = create(&stack, for_rival(&world)).await;
-    add_item(&stack, &theirs.id, &world.nuts, "1").await;
-    add_item(&stack, &mine.id, &world.bolts, "1").await;
+    stack
+        .add_item(&stack.admin_token, &theirs.id, &world.nuts, "1")
+        .await;
+    stack
+        .add_item(&stack.admin_token, &mine.id, &world.bolts, "1")
+        .await;
 
     let customer = stack
         .token(&[idpb::Role::Customer], Some(&world.customer.id), None)

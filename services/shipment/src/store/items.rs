@@ -101,6 +101,24 @@ pub async fn of_shipment(tx: &mut Tx, shipment_id: Uuid) -> Result<Vec<ItemRow>,
         .await?)
 }
 
+/// What a plan reserves of an item: its material and quantity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanLine {
+    /// Material.
+    pub material_id: Uuid,
+    /// Quantity.
+    pub quantity: Decimal,
+}
+
+impl From<ItemRow> for PlanLine {
+    fn from(item: ItemRow) -> Self {
+        PlanLine {
+            material_id: item.material_id,
+            quantity: item.quantity,
+        }
+    }
+}
+
 /// Changes the quantity of a live item at `expected_version`.
 pub async fn set_quantity(
     tx: &mut Tx,

@@ -526,23 +526,38 @@ impl Stack {
             .shipment
             .unwrap();
         for (material, quantity) in items {
-            client
-                .create_shipment_item(authed(
-                    token,
-                    pb::CreateShipmentItemRequest {
-                        request_id: Uuid::now_v7().to_string(),
-                        shipment_item: Some(pb::ShipmentItem {
-                            shipment_id: shipment.id.clone(),
-                            material_id: material.id.clone(),
-                            quantity: decimal(quantity),
-                            ..Default::default()
-                        }),
-                    },
-                ))
-                .await
-                .unwrap();
+            self.add_item(token, &shipment.id, material, quantity).await;
         }
         self.get(&shipment.id).await
+    }
+
+    /// CreateShipmentItem: `quantity` of `material` on the shipment `shipment_id`, as `token`.
+    pub async fn add_item(
+        &self,
+        token: &str,
+        shipment_id: &str,
+        material: &invpb::Material,
+        quantity: &str,
+    ) -> pb::ShipmentItem {
+        self.client()
+            .await
+            .create_shipment_item(authed(
+                token,
+                pb::CreateShipmentItemRequest {
+                    request_id: Uuid::now_v7().to_string(),
+                    shipment_item: Some(pb::ShipmentItem {
+                        shipment_id: shipment_id.to_owned(),
+                        material_id: material.id.clone(),
+                        quantity: decimal(quantity),
+                        ..Default::default()
+                    }),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .shipment_item
+            .unwrap()
     }
 
     /// [`Stack::draft_as`] as the admin.
