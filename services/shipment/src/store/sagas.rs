@@ -66,7 +66,7 @@ const COLUMNS: &str = "tenant_id, id, shipment_id, kind, state, step, started_by
 /// Starts a saga leased to `owner` for `lease_seconds` and marks its (locked) shipment as
 /// worked on by it, in one statement.
 pub async fn insert(tx: &mut Tx, saga: &SagaRow, lease_seconds: f64) -> Result<SagaRow, Error> {
-    Ok(started(saga, lease_seconds, "")
+    Ok(started(saga, lease_seconds, false)
         .fetch_one(&mut **tx)
         .await?)
 }
@@ -91,16 +91,9 @@ pub async fn insert_reading_lines(
     saga: &SagaRow,
     lease_seconds: f64,
 ) -> Result<(SagaRow, Vec<PlanLine>), Error> {
-    let started: StartedWithLines = started(
-        saga,
-        lease_seconds,
-        ", (SELECT array_agg(material_id ORDER BY created_at, id) FROM shipment.shipment_items \
-             WHERE shipment_id = $2 AND deleted_at IS NULL) AS line_materials, \
-           (SELECT array_agg(quantity ORDER BY created_at, id) FROM shipment.shipment_items \
-             WHERE shipment_id = $2 AND deleted_at IS NULL) AS line_quantities",
-    )
-    .fetch_one(&mut **tx)
-    .await?;
+    let started: StartedWithLines = started(saga, lease_seconds, true)
+        .fetch_one(&mut **tx)
+        .await?;
     let materials = started.line_materials.unwrap_or_default();
     let quantities = started.line_quantities.unwrap_or_default();
     if materials.len() != quantities.len() {
@@ -117,15 +110,24 @@ pub async fn insert_reading_lines(
     Ok((started.saga, lines))
 }
 
-/// The statement of a saga's start, with `extra` columns after the saga's.
+/// The statement of a saga's start; `with_lines` adds the shipment's live items as two arrays,
+/// read in one pass (each item read costs its `shipment_visible` policy check).
 fn started<'q, O>(
     saga: &'q SagaRow,
     lease_seconds: f64,
-    extra: &str,
+    with_lines: bool,
 ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, PgArguments>
 where
     O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
 {
+    let lines = if with_lines {
+        ", l.materials AS line_materials, l.quantities AS line_quantities FROM saga, LATERAL (\
+             SELECT array_agg(material_id ORDER BY created_at, id) AS materials, \
+                    array_agg(quantity ORDER BY created_at, id) AS quantities \
+             FROM shipment.shipment_items WHERE shipment_id = $2 AND deleted_at IS NULL) l"
+    } else {
+        " FROM saga"
+    };
     let sql = format!(
         "WITH saga AS (\
              INSERT INTO shipment.sagas (tenant_id, id, shipment_id, kind, state, step, started_by, \
@@ -133,7 +135,7 @@ where
              VALUES (shipment.current_tenant_id(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
                  now() + make_interval(secs => $12)) RETURNING {COLUMNS}), \
          marked AS (UPDATE shipment.shipments SET saga_id = $1 WHERE id = $2) \
-         SELECT {COLUMNS}{extra} FROM saga"
+         SELECT {COLUMNS}{lines}"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(saga.id)
