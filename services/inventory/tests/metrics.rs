@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use common::*;
 use inventory::schema::{MIGRATOR, SCHEMA};
-use logistics_harness::{Identity, Server};
+use logistics_harness::{Identity, Server, on_a_free_port};
 use logistics_proto::inventory::v1 as pb;
 use pb::inventory_service_client::InventoryServiceClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,16 +48,18 @@ async fn the_metrics_endpoint_counts_calls_by_method_and_code_and_reports_the_po
     )
     .await
     .unwrap();
-    let metrics_addr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
-    let mut config = test_config(&identity);
-    config.metrics.metrics_addr = Some(metrics_addr);
-    let server =
-        Server::start(|listener, shutdown| inventory::app::run(config, listener, shutdown))
-            .await
-            .unwrap();
+    let (server, metrics_addr) = on_a_free_port(|metrics_addr| {
+        let mut config = test_config(&identity);
+        config.metrics.metrics_addr = Some(metrics_addr);
+        async move {
+            let server =
+                Server::start(|listener, shutdown| inventory::app::run(config, listener, shutdown))
+                    .await?;
+            Ok((server, metrics_addr))
+        }
+    })
+    .await
+    .unwrap();
     let mut client = InventoryServiceClient::new(server.channel().await.unwrap());
     let token = identity.admin_token.clone();
 

@@ -24,6 +24,34 @@ use tonic::Request;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
+/// Runs `start` with an address of 127.0.0.1 whose port was free a moment before, and again
+/// with another (five tries in all) when something took that port in between: for addresses a
+/// service binds itself from its configuration, such as `METRICS_ADDR`, which a test cannot
+/// hand over already bound.
+pub async fn on_a_free_port<T, F, Fut>(mut start: F) -> anyhow::Result<T>
+where
+    F: FnMut(SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut taken = Vec::new();
+    for _ in 0..5 {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        match start(addr).await {
+            Err(error) if address_in_use(&error) => taken.push(addr),
+            other => return other,
+        }
+    }
+    anyhow::bail!("every port tried was taken before the service bound it: {taken:?}")
+}
+
+fn address_in_use(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+    })
+}
+
 /// Waits until the gRPC server at `addr` reports SERVING (its database answers).
 pub async fn wait_until_serving(addr: SocketAddr) -> anyhow::Result<()> {
     use tonic_health::pb::health_check_response::ServingStatus;
@@ -76,14 +104,22 @@ impl Server {
         let addr = listener.local_addr()?;
         let (tx, rx) = oneshot::channel::<()>();
         let mut handle = tokio::spawn(run(listener, futures_shutdown::Shutdown(rx)));
-        if let Err(waited) = wait_until_serving(addr).await {
-            // Say why: a server that stopped has its own error.
-            if handle.is_finished() {
-                let ended = (&mut handle).await?;
-                return Err(waited.context(format!("the server stopped: {ended:?}")));
+        // A server that stops before it serves (it could not bind its metrics address, say)
+        // answers at once with its own error, kept in the chain for the caller to inspect.
+        tokio::select! {
+            waited = wait_until_serving(addr) => {
+                if let Err(waited) = waited {
+                    handle.abort();
+                    return Err(waited);
+                }
             }
-            handle.abort();
-            return Err(waited);
+            ended = &mut handle => {
+                let error = match ended? {
+                    Ok(()) => anyhow::anyhow!("the server stopped without an error"),
+                    Err(error) => error,
+                };
+                return Err(error.context("the server stopped before it was serving"));
+            }
         }
         Ok(Self {
             addr,
@@ -320,4 +356,61 @@ pub fn authed<T>(token: &str, message: T) -> Request<T> {
         request.metadata_mut().insert("authorization", value);
     }
     request
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn address_taken(addr: SocketAddr) -> anyhow::Error {
+        anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::AddrInUse))
+            .context(format!("binding METRICS_ADDR {addr}"))
+    }
+
+    #[tokio::test]
+    async fn a_port_taken_before_the_service_binds_it_is_tried_again_with_another() {
+        let mut tried = Vec::new();
+        let got = on_a_free_port(|addr| {
+            tried.push(addr);
+            let first = tried.len() == 1;
+            async move {
+                if first {
+                    Err(address_taken(addr))
+                } else {
+                    Ok(addr)
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(tried.len(), 2);
+        assert_eq!(got, tried[1]);
+
+        // Any other error is the answer, at once; a port taken five times running gives up.
+        let other = on_a_free_port(|_| async { Err::<(), _>(anyhow::anyhow!("no database")) });
+        assert_eq!(other.await.unwrap_err().to_string(), "no database");
+        let mut attempts = 0;
+        let taken = on_a_free_port(|addr| {
+            attempts += 1;
+            async move { Err::<(), _>(address_taken(addr)) }
+        });
+        assert!(taken.await.is_err());
+        assert_eq!(attempts, 5);
+    }
+
+    #[tokio::test]
+    async fn a_server_that_stops_before_serving_answers_at_once_with_its_own_error() {
+        let error = Server::start(|_listener, _shutdown| async {
+            Err(address_taken("127.0.0.1:9".parse().unwrap()))
+        })
+        .await
+        .err()
+        .unwrap();
+        assert!(address_in_use(&error), "{error:#}");
+        assert!(
+            format!("{error:#}").contains("stopped before it was serving"),
+            "{error:#}"
+        );
+    }
 }

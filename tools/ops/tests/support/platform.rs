@@ -4,7 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use identity::bootstrap::{self, Bootstrap};
-use logistics_harness::{Server, authed};
+use logistics_harness::{Server, authed, on_a_free_port};
 use logistics_proto::identity::v1 as idpb;
 use logistics_proto::inventory::v1 as pb;
 use logistics_proto::r#type::v1 as types;
@@ -40,16 +40,19 @@ impl Services {
         let identity = Server::start(|l, s| identity::app::run(config, l, s))
             .await
             .unwrap();
-        let inventory_metrics: std::net::SocketAddr =
-            format!("127.0.0.1:{}", super::port()).parse().unwrap();
-        let mut inventory_config = inventory::config::Config::for_tests(
-            &url("inventory_app"),
-            &format!("http://{}", identity.addr),
-        );
-        inventory_config.metrics.metrics_addr = Some(inventory_metrics);
-        let inventory = Server::start(|l, s| inventory::app::run(inventory_config, l, s))
-            .await
-            .unwrap();
+        let (inventory, inventory_metrics) = on_a_free_port(|metrics_addr| {
+            let mut config = inventory::config::Config::for_tests(
+                &url("inventory_app"),
+                &format!("http://{}", identity.addr),
+            );
+            config.metrics.metrics_addr = Some(metrics_addr);
+            async move {
+                let server = Server::start(|l, s| inventory::app::run(config, l, s)).await?;
+                Ok((server, metrics_addr))
+            }
+        })
+        .await
+        .unwrap();
         let token = idpb::identity_service_client::IdentityServiceClient::new(
             identity.channel().await.unwrap(),
         )
