@@ -1,5 +1,5 @@
 //! Where a scenario's CPU goes: user + system time of each service (pids from the stack's pid
-//! files), of every PostgreSQL process, and of the benchmark itself, read from `/proc/<pid>/stat`
+//! files), of every PostgreSQL process (with those that exited), and of the benchmark itself, read from `/proc/<pid>/stat`
 //! before and after a scenario, divided by the operations it finished (warm-up included, since
 //! the CPU of the warm-up is in the same window).
 
@@ -13,14 +13,20 @@ const TICKS_PER_SECOND: f64 = 100.0;
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot(BTreeMap<String, u64>);
 
-/// `utime + stime` of `pid` (fields 14 and 15; the name in field 2 may hold spaces).
+/// `utime + stime + cutime + cstime` of `pid` (fields 14 to 17; the name in field 2 may hold
+/// spaces): its own CPU and that of its children that exited and were reaped. PostgreSQL's
+/// short-lived processes (autovacuum workers, backends of closed connections) vanish from
+/// `/proc` when they exit and their CPU moves to the postmaster's child times, so the sum over
+/// every PostgreSQL process only grows. Counting own times alone, a worker that ran across a
+/// snapshot and then exited took its CPU out of the group's difference.
 fn ticks(pid: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_name.split_whitespace().skip(11);
-    let user: u64 = fields.next()?.parse().ok()?;
-    let system: u64 = fields.next()?.parse().ok()?;
-    Some(user + system)
+    let mut total = 0;
+    for field in after_name.split_whitespace().skip(11).take(4) {
+        total += field.parse::<u64>().ok()?;
+    }
+    Some(total)
 }
 
 fn is_postgres(pid: &str) -> bool {
@@ -108,5 +114,21 @@ mod tests {
         assert!((30.0..100.0).contains(&bench), "{per_op:?}");
         assert!(per_op.contains_key("postgres"));
         assert!(before.per_operation(&processes.snapshot(), 0).is_empty());
+    }
+
+    /// The CPU of a child that has exited and been waited for still counts for its parent, as
+    /// an exited PostgreSQL process counts for the postmaster.
+    #[test]
+    fn a_reaped_childs_cpu_counts_for_its_parent() {
+        let start = ticks("self").unwrap();
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // The loop takes well over 100 ms of CPU on any machine this runs on; this process
+        // itself only waited.
+        let gained = ticks("self").unwrap() - start;
+        assert!(gained >= 10, "{gained} ticks");
     }
 }
