@@ -182,6 +182,9 @@ pub const PASSWORD: &str = "harness password 123";
 
 /// A running identity service and the database it shares with the service under test.
 pub struct Identity {
+    // Held to stop identity when dropped; first, so that happens before its database is
+    // dropped (fields drop in order).
+    _server: Server,
     /// The test's database (identity's schema and the others given to `start`).
     pub db: TestDatabase,
     /// Where identity listens.
@@ -190,8 +193,6 @@ pub struct Identity {
     pub tenant_id: Uuid,
     /// An access token of the tenant's admin (admin and platform admin roles).
     pub admin_token: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Identity {
@@ -216,21 +217,15 @@ impl Identity {
         .await?;
         pool.close().await;
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(app::run(config, listener, async {
-            let _ = rx.await;
-        }));
+        let server =
+            Server::start(|listener, shutdown| app::run(config, listener, shutdown)).await?;
         let mut identity = Self {
+            addr: server.addr,
+            _server: server,
             db,
-            addr,
             tenant_id: done.tenant_id,
             admin_token: String::new(),
-            shutdown: Some(tx),
-            server: Some(server),
         };
-        identity.wait_until_serving().await?;
         identity.admin_token = identity.login(done.tenant_id, "admin@harness.test").await?;
         Ok(identity)
     }
@@ -244,10 +239,6 @@ impl Identity {
     pub async fn client(&self) -> anyhow::Result<IdentityServiceClient<Channel>> {
         let channel = Channel::from_shared(self.url())?.connect().await?;
         Ok(IdentityServiceClient::new(channel))
-    }
-
-    async fn wait_until_serving(&self) -> anyhow::Result<()> {
-        wait_until_serving(self.addr).await
     }
 
     /// Logs a user of `tenant_id` in with [`PASSWORD`]; returns the access token.
@@ -335,17 +326,6 @@ impl Identity {
         let tenant_id: Uuid = response.tenant.context("no tenant")?.id.parse()?;
         let token = self.login(tenant_id, &admin_email).await?;
         Ok((tenant_id, token))
-    }
-}
-
-impl Drop for Identity {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.abort();
-        }
     }
 }
 

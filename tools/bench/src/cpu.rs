@@ -1,7 +1,7 @@
 //! Where a scenario's CPU goes: user + system time of each service (pids from the stack's pid
-//! files), of every PostgreSQL process (with those that exited), and of the benchmark itself, read from `/proc/<pid>/stat`
-//! before and after a scenario, divided by the operations it finished (warm-up included, since
-//! the CPU of the warm-up is in the same window).
+//! files), of every PostgreSQL process (with those that exited), and of the benchmark itself,
+//! read from `/proc/<pid>/stat` before and after a scenario, divided by the operations it
+//! finished (warm-up included, since the CPU of the warm-up is in the same window).
 
 use std::collections::BTreeMap;
 use std::path::Path;
